@@ -2,6 +2,8 @@ package verify
 
 import (
 	"time"
+
+	"github.com/fieldflash/fieldflash/verify/bundle"
 )
 
 // CustomKey is the key under a TUF target's "custom" object that holds fieldflash's
@@ -104,13 +106,7 @@ type Options struct {
 }
 
 // Limits bound what a bundle may make the reader do.
-type Limits struct {
-	MaxMetadataBytes int64 // per metadata file; default 4 MiB
-	MaxRootVersions  int   // root files in the chain; default 1024
-	MaxRoles         int   // delegated roles; default 256
-	MaxEntries       int   // tar entries; default 4096
-	MaxPayloadBytes  int64 // per payload; default 64 GiB
-}
+type Limits = bundle.Limits
 
 // Verified is the verdict on a bundle that passed every check.
 type Verified struct {
