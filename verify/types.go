@@ -110,8 +110,10 @@ type Limits = bundle.Limits
 
 // Verified is the verdict on a bundle that passed every check.
 type Verified struct {
-	Bundle      string // file name as given
-	SHA256      string // hex digest of the whole bundle file
+	Bundle string // file name as given
+	// Digest identifies the bundle: SHA-256 over the file with each payload's bytes
+	// replaced by the payload's SHA-256 (docs/bundle-format.md, "Bundle digest"); hex.
+	Digest      string
 	Repository  string // PinnedRoot.Name it chained to
 	RootVersion int64
 	Roles       []Role

@@ -82,8 +82,11 @@ func trustAdd(e *env, store *app.TrustStore, args []string) int {
 	}
 	if sum.Name == "" {
 		base := filepath.Base(path)
-		base = strings.TrimSuffix(strings.TrimSuffix(base, ".json"), ".root")
-		sum.Name = base
+		sum.Name = strings.TrimSuffix(strings.TrimSuffix(base, ".json"), ".root")
+	}
+	if *name == "" {
+		// A vendor name such as "Acme Devices" becomes the store name "Acme-Devices".
+		sum.Name = safeName(sum.Name)
 	}
 	if !*jsonOut {
 		printRoot(e, sum)
@@ -168,4 +171,22 @@ func trustRemove(e *env, store *app.TrustStore, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "✔ unpinned %q\n", fs.Arg(0))
 	return exitOK
+}
+
+// safeName turns a repository's display name into a trust store name: runs of anything
+// but letters, digits, '.', '_' and '-' become one '-'.
+func safeName(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range s {
+		ok := r < 128 && (r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		if ok {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.Trim(b.String(), "-.")
 }

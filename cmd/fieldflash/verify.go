@@ -155,7 +155,7 @@ func reportRefusal(e *env, jsonOut bool, err error) int {
 func printVerdict(w io.Writer, v *verify.Verified) {
 	fmt.Fprintf(w, "✔ %s verified\n", v.Bundle)
 	fmt.Fprintf(w, "  repository   %s (root v%d)\n", v.Repository, v.RootVersion)
-	fmt.Fprintf(w, "  bundle       sha256 %s\n", v.SHA256)
+	fmt.Fprintf(w, "  digest       %s\n", v.Digest)
 	fmt.Fprintf(w, "  checked at   %s\n", v.RefTime.UTC().Format("2006-01-02 15:04 MST"))
 	if v.Older {
 		fmt.Fprintln(w, "  note         older than the newest metadata seen here; accepted because the newest targets still list its firmware")

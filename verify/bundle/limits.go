@@ -11,6 +11,9 @@ type Limits struct {
 	MaxRoles         int   // delegated role files; default 256
 	MaxEntries       int   // archive entries in all; default 4096
 	MaxPayloadBytes  int64 // per payload; default 64 GiB
+	// MaxMetadataTotalBytes bounds all metadata files together, which the reader holds in
+	// memory; default 32 MiB.
+	MaxMetadataTotalBytes int64
 }
 
 // Default limits.
@@ -20,6 +23,8 @@ const (
 	DefaultMaxRoles         = 256
 	DefaultMaxEntries       = 4096
 	DefaultMaxPayloadBytes  = 64 << 30
+
+	DefaultMaxMetadataTotalBytes = 32 << 20
 )
 
 // WithDefaults returns l with every zero field set to its default.
@@ -38,6 +43,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxPayloadBytes == 0 {
 		l.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if l.MaxMetadataTotalBytes == 0 {
+		l.MaxMetadataTotalBytes = DefaultMaxMetadataTotalBytes
 	}
 	return l
 }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var binary string
+
+// TestMain builds the real binary once: these tests run fieldflash as a technician does.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fieldflash-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "fieldflash")
+	cmd := exec.Command("go", "build", "-o", binary, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func fieldflash(t *testing.T, home string, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "FIELDFLASH_HOME="+home)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+const corpus = "../../verify/testdata/"
+
+func TestTechnicianPinsARootThenVerifiesABundle(t *testing.T) {
+	home := t.TempDir()
+	r := fieldflash(t, home, "", "verify", corpus+"good_basic.fwb")
+	if r.code != exitRefused || !strings.Contains(r.stderr, "trust store") {
+		t.Fatalf("before pinning: exit %d, stderr %q; want 1 and a hint to pin the root", r.code, r.stderr)
+	}
+	// Declining at the prompt pins nothing.
+	r = fieldflash(t, home, "n\n", "trust", "add", corpus+"root.json", "--name", "acme")
+	if r.code != exitRefused || !strings.Contains(r.stdout, "threshold") {
+		t.Fatalf("declined trust add: exit %d, out %q", r.code, r.stdout)
+	}
+	r = fieldflash(t, home, "y\n", "trust", "add", corpus+"root.json", "--name", "acme")
+	if r.code != exitOK || !strings.Contains(r.stdout, "pinned \"acme\"") {
+		t.Fatalf("trust add: exit %d, out %q, err %q", r.code, r.stdout, r.stderr)
+	}
+	r = fieldflash(t, home, "", "verify", corpus+"good_mcuboot.fwb", "--hardware", "acme-gw-r1", "--current-counter", "7")
+	if r.code != exitOK {
+		t.Fatalf("verify: exit %d, err %q", r.code, r.stderr)
+	}
+	for _, want := range []string{"verified", "repository   acme", "MCUboot 1.2.3+45", "release counter 7", "acme-gw-r1", "targets"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("verdict lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = fieldflash(t, home, "", "verify", corpus+"good_mcuboot.fwb", "--json")
+	var ok struct {
+		OK       bool `json:"ok"`
+		Verified struct {
+			Repository string
+			Targets    []struct{ Path string }
+		} `json:"verified"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &ok); err != nil || !ok.OK || ok.Verified.Repository != "acme" || len(ok.Verified.Targets) != 1 {
+		t.Fatalf("--json: %v %+v\n%s", err, ok, r.stdout)
+	}
+	r = fieldflash(t, home, "", "trust", "list", "--json")
+	if r.code != exitOK || !strings.Contains(r.stdout, "\"acme\"") {
+		t.Fatalf("trust list: %d %q", r.code, r.stdout)
+	}
+	r = fieldflash(t, home, "", "trust", "remove", "acme")
+	if r.code != exitOK {
+		t.Fatalf("trust remove: %d %q", r.code, r.stderr)
+	}
+}
+
+func TestRefusedBundleExitsOneWithTheReasonForScripts(t *testing.T) {
+	home := t.TempDir()
+	fieldflash(t, home, "", "trust", "add", corpus+"root.json", "--name", "acme", "--yes")
+	r := fieldflash(t, home, "", "verify", corpus+"good_basic.fwb", "--hardware", "acme-gw-r2", "--json")
+	var refusal struct {
+		OK   bool   `json:"ok"`
+		Code string `json:"code"`
+		Next string `json:"next"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &refusal); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if r.code != exitRefused || refusal.OK || refusal.Code != "hardware" || refusal.Next == "" {
+		t.Fatalf("exit %d, %+v; want 1, code hardware and a next step", r.code, refusal)
+	}
+	r = fieldflash(t, home, "", "verify", corpus+"fail_tampered_payload.fwb")
+	if r.code != exitRefused || !strings.Contains(r.stderr, "refused") {
+		t.Fatalf("tampered: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestMissingBundleIsAnEnvironmentError(t *testing.T) {
+	r := fieldflash(t, t.TempDir(), "", "verify", "no-such.fwb")
+	if r.code != exitEnv || !strings.Contains(r.stderr, "no-such.fwb") {
+		t.Fatalf("exit %d, %q; want 3 naming the file", r.code, r.stderr)
+	}
+}
+
+func TestEveryCommandHasHelpAndBadUsageExitsTwo(t *testing.T) {
+	home := t.TempDir()
+	for name := range commands {
+		r := fieldflash(t, home, "", name, "--help")
+		if r.code != exitOK || !strings.Contains(r.stdout, "Usage: fieldflash "+name) {
+			t.Errorf("%s --help: exit %d, out %q", name, r.code, r.stdout)
+		}
+	}
+	if r := fieldflash(t, home, "", "verify"); r.code != exitUsage {
+		t.Errorf("verify without a bundle: exit %d", r.code)
+	}
+	if r := fieldflash(t, home, "", "frobnicate"); r.code != exitUsage || !strings.Contains(r.stderr, "fieldflash help") {
+		t.Errorf("unknown command: exit %d %q", r.code, r.stderr)
+	}
+	if r := fieldflash(t, home, "", "verify", "x.fwb", "--current-counter", "minus-one"); r.code != exitUsage {
+		t.Errorf("bad counter: exit %d", r.code)
+	}
+}
+
+func TestDemoVerifiesTheBuiltInBundle(t *testing.T) {
+	home := t.TempDir()
+	r := fieldflash(t, home, "", "demo", "--json")
+	if r.code != exitOK || !strings.Contains(r.stdout, "fieldflash-demo") {
+		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The demo root is not trusted outside demo mode.
+	r = fieldflash(t, home, "", "verify", filepath.Join(home, "demo", "demo.fwb"))
+	if r.code != exitRefused {
+		t.Fatalf("demo bundle outside demo mode: exit %d, want 1", r.code)
+	}
+}
+
+func TestVendorNamesWithSpacesBecomeSafeTrustNames(t *testing.T) {
+	for in, want := range map[string]string{"Acme Devices": "Acme-Devices", "  x/../y ": "x-..-y", "ok-name_1.2": "ok-name_1.2"} {
+		if got := safeName(in); got != want {
+			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

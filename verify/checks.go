@@ -1,0 +1,122 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Image formats a target may declare in TargetMeta.Format.
+var knownFormats = []string{"", "raw", "mcuboot", "dfu", "dfuse"}
+
+// parseTargetMeta reads custom.fieldflash of a target and checks that it says what every
+// later check relies on. thing names the target for messages.
+func parseTargetMeta(tf *metadata.TargetFiles, thing string) (TargetMeta, *Error) {
+	const next = "ask the release team to rebuild the bundle with fieldflash-release"
+	var meta TargetMeta
+	if tf.Custom == nil {
+		return meta, errorf(CodeMetadata, thing, next, "the signed target has no custom.%s metadata", CustomKey)
+	}
+	var custom map[string]json.RawMessage
+	if err := json.Unmarshal(*tf.Custom, &custom); err != nil {
+		return meta, errorf(CodeMetadata, thing, next, "custom metadata is not a JSON object: %v", err)
+	}
+	raw, ok := custom[CustomKey]
+	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return meta, errorf(CodeMetadata, thing, next, "the signed target has no custom.%s metadata", CustomKey)
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return meta, errorf(CodeMetadata, thing, next, "custom.%s does not decode: %v", CustomKey, err)
+	}
+	if err := checkTargetMeta(&meta); err != nil {
+		return meta, errorf(CodeMetadata, thing, next, "custom.%s: %v", CustomKey, err)
+	}
+	return meta, nil
+}
+
+func checkTargetMeta(m *TargetMeta) error {
+	if len(m.HardwareIDs) == 0 {
+		return fmt.Errorf("hardware_ids is empty: the image must name the hardware it fits")
+	}
+	for _, id := range m.HardwareIDs {
+		if strings.TrimSpace(id) == "" {
+			return fmt.Errorf("hardware_ids holds an empty id")
+		}
+	}
+	if _, err := parseSemver(m.Version); err != nil {
+		return fmt.Errorf("version: %v", err)
+	}
+	if strings.TrimSpace(m.Component) == "" {
+		return fmt.Errorf("component is empty")
+	}
+	if !slices.Contains(knownFormats, m.Format) {
+		return fmt.Errorf("format %q is none of raw, mcuboot, dfu, dfuse", m.Format)
+	}
+	for _, r := range m.Requires {
+		if strings.TrimSpace(r.Component) == "" {
+			return fmt.Errorf("a requirement names no component")
+		}
+		if _, err := parseConstraint(r.Version); err != nil {
+			return fmt.Errorf("requirement on %s: %v", r.Component, err)
+		}
+	}
+	return nil
+}
+
+// checkDevice checks every target against the device's facts in opts and against the
+// other components the bundle carries.
+func checkDevice(targets []Target, opts Options) *Error {
+	for _, t := range targets {
+		thing := "payload " + t.Path
+		if opts.Hardware != "" && !slices.Contains(t.Meta.HardwareIDs, opts.Hardware) {
+			return errorf(CodeHardware, thing, "pick the bundle built for "+opts.Hardware,
+				"made for %s, not for this device's hardware %s", strings.Join(t.Meta.HardwareIDs, ", "), opts.Hardware)
+		}
+		if opts.CurrentCounter != nil && t.Meta.ReleaseCounter < *opts.CurrentCounter {
+			return errorf(CodeReleaseCounter, thing, "pick a release with counter "+fmt.Sprint(*opts.CurrentCounter)+" or higher",
+				"release counter %d is below the device's %d: the device refuses to go back to it", t.Meta.ReleaseCounter, *opts.CurrentCounter)
+		}
+	}
+	// What the device will run once this bundle is flashed: the bundle's components
+	// replace the installed ones.
+	carried := map[string]string{}
+	for _, t := range targets {
+		carried[t.Meta.Component] = t.Meta.Version
+	}
+	for _, t := range targets {
+		thing := "payload " + t.Path
+		for _, req := range t.Meta.Requires {
+			c, err := parseConstraint(req.Version)
+			if err != nil { // checked when the metadata was read; kept for safety
+				return errorf(CodeMetadata, thing, "ask the release team to fix the requirement", "requirement on %s: %v", req.Component, err)
+			}
+			have, where := carried[req.Component], "this bundle carries"
+			if have == "" {
+				if opts.Installed == nil {
+					continue
+				}
+				var ok bool
+				have, ok = opts.Installed[req.Component]
+				where = "the device has"
+				if !ok {
+					return errorf(CodeRequirement, thing, "install a "+req.Component+" "+req.Version+" first",
+						"requires %s %s, but the device reports no %s", req.Component, req.Version, req.Component)
+				}
+			}
+			v, err := parseSemver(have)
+			if err != nil {
+				return errorf(CodeRequirement, thing, "update the "+req.Component+" first or check the device",
+					"requires %s %s, but %s %s %q, which is not a semantic version", req.Component, req.Version, where, req.Component, have)
+			}
+			if !c.allows(v) {
+				return errorf(CodeRequirement, thing, fmt.Sprintf("flash a %s %s first, or pick a bundle that carries one", req.Component, req.Version),
+					"requires %s %s, but %s %s %s", req.Component, req.Version, where, req.Component, have)
+			}
+		}
+	}
+	return nil
+}

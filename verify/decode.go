@@ -1,0 +1,161 @@
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Decoding of the bundle's metadata: go-tuf's parser, then the shape checks go-tuf leaves
+// to its caller. go-tuf dereferences map entries it expects (timestamp's snapshot.json,
+// a role's keys) without looking, so a hostile file with a null in the right place would
+// crash the verifier instead of being refused.
+
+const nextRebuild = "the bundle is damaged or was not made by a TUF tool; ask the release team for a new one"
+
+func decodeRoot(raw []byte, thing string) (*metadata.Metadata[metadata.RootType], *Error) {
+	md, err := fromBytes(raw, metadata.Root().FromBytes, thing)
+	if err != nil {
+		return nil, err
+	}
+	for name, k := range md.Signed.Keys {
+		if k == nil {
+			return nil, errorf(CodeFormat, thing, nextRebuild, "key %s is null", shortKey(name))
+		}
+	}
+	for _, role := range metadata.TOP_LEVEL_ROLE_NAMES {
+		r, ok := md.Signed.Roles[role]
+		if !ok || r == nil {
+			return nil, errorf(CodeMetadata, thing, nextRebuild, "names no keys for the %s role", role)
+		}
+	}
+	for name, r := range md.Signed.Roles {
+		if r == nil {
+			return nil, errorf(CodeFormat, thing, nextRebuild, "role %s is null", name)
+		}
+	}
+	return md, nil
+}
+
+func decodeTimestamp(raw []byte, thing string) (*metadata.Metadata[metadata.TimestampType], *Error) {
+	md, err := fromBytes(raw, metadata.Timestamp().FromBytes, thing)
+	if err != nil {
+		return nil, err
+	}
+	if e := checkMetaFiles(md.Signed.Meta, thing); e != nil {
+		return nil, e
+	}
+	if md.Signed.Meta["snapshot.json"] == nil {
+		return nil, errorf(CodeMetadata, thing, nextRebuild, "names no snapshot.json")
+	}
+	return md, nil
+}
+
+func decodeSnapshot(raw []byte, thing string) (*metadata.Metadata[metadata.SnapshotType], *Error) {
+	md, err := fromBytes(raw, metadata.Snapshot().FromBytes, thing)
+	if err != nil {
+		return nil, err
+	}
+	if e := checkMetaFiles(md.Signed.Meta, thing); e != nil {
+		return nil, e
+	}
+	if md.Signed.Meta["targets.json"] == nil {
+		return nil, errorf(CodeMetadata, thing, nextRebuild, "names no targets.json")
+	}
+	return md, nil
+}
+
+func decodeTargets(raw []byte, thing string) (*metadata.Metadata[metadata.TargetsType], *Error) {
+	md, err := fromBytes(raw, metadata.Targets().FromBytes, thing)
+	if err != nil {
+		return nil, err
+	}
+	for path, tf := range md.Signed.Targets {
+		if tf == nil {
+			return nil, errorf(CodeFormat, thing, nextRebuild, "target %q is null", path)
+		}
+		if tf.Length < 0 {
+			return nil, errorf(CodeMetadata, thing, nextRebuild, "target %q has a negative length", path)
+		}
+	}
+	if d := md.Signed.Delegations; d != nil {
+		for name, k := range d.Keys {
+			if k == nil {
+				return nil, errorf(CodeFormat, thing, nextRebuild, "delegation key %s is null", shortKey(name))
+			}
+		}
+		if d.Roles != nil && d.SuccinctRoles != nil {
+			return nil, errorf(CodeMetadata, thing, nextRebuild, "delegates with both roles and succinct_roles")
+		}
+		if s := d.SuccinctRoles; s != nil && (s.BitLength < 1 || s.BitLength > 32) {
+			return nil, errorf(CodeMetadata, thing, nextRebuild, "succinct_roles bit_length %d is outside 1..32", s.BitLength)
+		}
+	}
+	return md, nil
+}
+
+func checkMetaFiles(meta map[string]*metadata.MetaFiles, thing string) *Error {
+	for name, m := range meta {
+		if m == nil {
+			return errorf(CodeFormat, thing, nextRebuild, "entry for %s is null", name)
+		}
+	}
+	return nil
+}
+
+// fromBytes runs one of go-tuf's FromBytes and turns its failure, or panic, into a
+// refusal of thing.
+func fromBytes[T metadata.Roles](raw []byte, from func([]byte) (*metadata.Metadata[T], error), thing string) (md *metadata.Metadata[T], e *Error) {
+	err := guard(func() error {
+		var err error
+		md, err = from(raw)
+		return err
+	})
+	if err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		reason := "is not TUF metadata: " + err.Error()
+		if errors.As(err, &syn) || errors.As(err, &typ) {
+			reason = "is not valid TUF JSON: " + err.Error()
+		}
+		return nil, &Error{Code: CodeFormat, Thing: thing, Reason: reason, Next: nextRebuild, Err: err}
+	}
+	return md, nil
+}
+
+// guard runs f and turns a panic inside go-tuf into an error: a verifier must refuse a
+// hostile file, never crash on it.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed metadata (%v)", r)
+		}
+	}()
+	return f()
+}
+
+// sameSigned reports whether two metadata files say the same thing: equal canonical JSON
+// of their signed parts. Signatures may differ.
+func sameSigned(a, b any) bool {
+	ca, err1 := cjson.EncodeCanonical(a)
+	cb, err2 := cjson.EncodeCanonical(b)
+	return err1 == nil && err2 == nil && string(ca) == string(cb)
+}
+
+// canonicalEqual reports whether two raw JSON files are the same after canonicalisation.
+func canonicalEqual(a, b []byte) bool {
+	if !json.Valid(a) || !json.Valid(b) {
+		return false
+	}
+	return sameSigned(json.RawMessage(a), json.RawMessage(b))
+}
+
+func shortKey(id string) string {
+	if len(id) > 8 {
+		return id[:8] + "…"
+	}
+	return id
+}

@@ -1,0 +1,221 @@
+package verify
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// go-tuf answers "not enough signatures" and nothing more. A technician needs to know
+// which of three very different things happened: a signature that does not verify (the
+// file was altered), a key that a newer root or delegation dropped (revoked), or simply
+// too few keys. So the signatures are read again here, with go-tuf's rules: only keys the
+// delegator lists for the role count, and one key counts once however many key ids name
+// it (keys are told apart by their public key, as go-tuf's VerifyDelegate does).
+
+// authority is who may sign a role: the keys a root or a delegating targets role lists
+// for it, and how many must sign.
+type authority struct {
+	label     string // "root v2", "targets v3": who says so, for messages
+	role      string
+	keys      map[string]*metadata.Key
+	keyIDs    []string
+	threshold int
+}
+
+func rootAuthority(r *metadata.Metadata[metadata.RootType], role string) (authority, bool) {
+	ro, ok := r.Signed.Roles[role]
+	if !ok || ro == nil {
+		return authority{}, false
+	}
+	return authority{
+		label:     fmt.Sprintf("root v%d", r.Signed.Version),
+		role:      role,
+		keys:      r.Signed.Keys,
+		keyIDs:    ro.KeyIDs,
+		threshold: ro.Threshold,
+	}, true
+}
+
+func delegationAuthority(t *metadata.Metadata[metadata.TargetsType], delegator, role string) (authority, bool) {
+	d := t.Signed.Delegations
+	if d == nil {
+		return authority{}, false
+	}
+	a := authority{label: fmt.Sprintf("%s v%d", delegator, t.Signed.Version), role: role, keys: d.Keys}
+	switch {
+	case d.Roles != nil:
+		i := slices.IndexFunc(d.Roles, func(r metadata.DelegatedRole) bool { return r.Name == role })
+		if i < 0 {
+			return authority{}, false
+		}
+		a.keyIDs, a.threshold = d.Roles[i].KeyIDs, d.Roles[i].Threshold
+	case d.SuccinctRoles != nil && d.SuccinctRoles.IsDelegatedRole(role):
+		a.keyIDs, a.threshold = d.SuccinctRoles.KeyIDs, d.SuccinctRoles.Threshold
+	default:
+		return authority{}, false
+	}
+	return a, true
+}
+
+// sigCheck is what the signatures on one file amount to under one authority.
+type sigCheck struct {
+	counted []string // key ids whose signatures count, one per distinct key
+	bad     []string // key ids the authority lists whose signature does not verify
+	revoked []revokedSig
+	auth    authority
+}
+
+type revokedSig struct {
+	keyID string
+	by    string // the earlier authority that trusted the key: "root v1"
+}
+
+// checkSignatures reads sigs over signed under auth. earlier lists authorities that held
+// the role before auth did, newest first: a valid signature by a key only they list is a
+// revoked key's.
+func checkSignatures(signed any, sigs []metadata.Signature, auth authority, earlier []authority) sigCheck {
+	res := sigCheck{auth: auth}
+	payload, err := cjson.EncodeCanonical(signed)
+	if err != nil {
+		return res
+	}
+	current := map[string]bool{} // fingerprints of the keys auth lists
+	for _, id := range auth.keyIDs {
+		if k := auth.keys[id]; k != nil {
+			if fp, ok := fingerprint(k); ok {
+				current[fp] = true
+			}
+		}
+	}
+	counted := map[string]bool{}
+	for _, s := range sigs {
+		if slices.Contains(auth.keyIDs, s.KeyID) {
+			k := auth.keys[s.KeyID]
+			if k == nil {
+				continue
+			}
+			fp, ok := fingerprint(k)
+			if !ok {
+				continue
+			}
+			if !verifySig(k, s.Signature, payload) {
+				res.bad = append(res.bad, s.KeyID)
+				continue
+			}
+			if !counted[fp] {
+				counted[fp] = true
+				res.counted = append(res.counted, s.KeyID)
+			}
+			continue
+		}
+		for _, e := range earlier {
+			k := e.keys[s.KeyID]
+			if k == nil || !slices.Contains(e.keyIDs, s.KeyID) {
+				continue
+			}
+			fp, ok := fingerprint(k)
+			if !ok || current[fp] || !verifySig(k, s.Signature, payload) {
+				continue
+			}
+			res.revoked = append(res.revoked, revokedSig{keyID: s.KeyID, by: e.label})
+			break
+		}
+	}
+	return res
+}
+
+// refusal says why the signatures fall short, or nil when they meet the threshold.
+func (c sigCheck) refusal(thing string) *Error {
+	role := c.auth.role
+	if c.auth.threshold < 1 {
+		return errorf(CodeMetadata, thing, "ask the release team to fix the "+c.auth.label+" metadata",
+			"%s sets a threshold of %d for %s; it must be at least 1", c.auth.label, c.auth.threshold, role)
+	}
+	if len(c.counted) >= c.auth.threshold {
+		return nil
+	}
+	switch {
+	case len(c.bad) > 0:
+		return errorf(CodeBadSignature, thing,
+			"do not flash it; get an unaltered copy of the bundle from the release team",
+			"the signature of %s key %s does not verify: the file was changed after it was signed", role, shortKey(c.bad[0]))
+	case len(c.revoked) > 0:
+		r := c.revoked[0]
+		return errorf(CodeRevokedKey, thing,
+			fmt.Sprintf("ask the release team for a bundle signed with the current %s keys", role),
+			"signed by key %s, which %s no longer trusts for %s (%s did): the key was revoked", shortKey(r.keyID), c.auth.label, role, r.by)
+	}
+	var short []string
+	for _, id := range c.counted {
+		short = append(short, shortKey(id))
+	}
+	signedBy := ""
+	if len(short) > 0 {
+		signedBy = " (" + strings.Join(short, ", ") + ")"
+	}
+	next := fmt.Sprintf("ask the release team for a bundle signed by at least %d %s keys", c.auth.threshold, role)
+	switch c.auth.threshold {
+	case 1:
+		next = fmt.Sprintf("ask the release team for a bundle signed by a current %s key", role)
+	case 2:
+		next = fmt.Sprintf("ask the release team for a bundle signed by both %s keys", role)
+	}
+	return errorf(CodeThreshold, thing, next,
+		"signed by %d of %d required %s keys%s; %s lists %d", len(c.counted), c.auth.threshold, role, signedBy, c.auth.label, len(c.auth.keyIDs))
+}
+
+// fingerprint identifies a key by its public key, as go-tuf does when counting.
+func fingerprint(k *metadata.Key) (string, bool) {
+	pub, err := k.ToPublicKey()
+	if err != nil {
+		return "", false
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", false
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), true
+}
+
+// verifySig checks one signature the way go-tuf's VerifyDelegate does, scheme by scheme.
+func verifySig(k *metadata.Key, sig, payload []byte) bool {
+	pub, err := k.ToPublicKey()
+	if err != nil {
+		return false
+	}
+	hash := crypto.Hash(0)
+	if k.Type != metadata.KeyTypeEd25519 {
+		switch k.Scheme {
+		case metadata.KeySchemeECDSA_SHA2_P384:
+			hash = crypto.SHA384
+		default:
+			hash = crypto.SHA256
+		}
+	}
+	var v signature.Verifier
+	if k.Type == metadata.KeyTypeRSASSA_PSS_SHA256 {
+		rk, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return false
+		}
+		v, err = signature.LoadRSAPSSVerifier(rk, hash, &rsa.PSSOptions{Hash: crypto.SHA256})
+	} else {
+		v, err = signature.LoadVerifier(pub, hash)
+	}
+	if err != nil {
+		return false
+	}
+	return v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload)) == nil
+}

@@ -1,0 +1,226 @@
+package verify_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldflash/fieldflash/verify"
+)
+
+// The tamper corpus: testdata/*.fwb, written by `go run ./verify/internal/tampergen -out
+// verify/testdata`, one file per attack or good case (docs/bundle-format.md, section 7).
+// Each row is a technician verifying that file at 2027-01-01 against the pinned test root
+// (testdata/root.json), on a machine whose State was first primed with the row's prime
+// bundles.
+
+var corpusNow = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type tamperCase struct {
+	file       string
+	primes     []string  // bundles verified first, on the same machine
+	newestTime time.Time // State's newest trusted time before anything runs
+	hardware   string    // "" means acme-gw-r1, the hardware the corpus is built for
+	counter    *uint64   // the device's release counter
+	installed  map[string]string
+	want       verify.Code // "" means the bundle must verify
+	things     []string    // the message must name one of these
+	check      func(t *testing.T, v *verify.Verified)
+}
+
+func u64(v uint64) *uint64 { return &v }
+
+var tamperCases = []tamperCase{
+	{file: "good_basic.fwb", counter: u64(3), check: func(t *testing.T, v *verify.Verified) {
+		onlyTarget(t, v, "acme-gw/app-1.0.0.bin", "targets")
+		if v.RootVersion != 1 || v.Older {
+			t.Errorf("root v%d older=%v, want root v1, not older", v.RootVersion, v.Older)
+		}
+	}},
+	{file: "good_delegated.fwb", check: func(t *testing.T, v *verify.Verified) {
+		onlyTarget(t, v, "acme-gw/app-1.0.2.bin", "acme-gw")
+	}},
+	{file: "good_rotated_root.fwb", check: func(t *testing.T, v *verify.Verified) {
+		onlyTarget(t, v, "acme-gw/app-1.0.1.bin", "targets")
+		if v.RootVersion != 3 {
+			t.Errorf("root v%d, want v3 after two rotations", v.RootVersion)
+		}
+	}},
+	{file: "good_mcuboot.fwb", counter: u64(7), check: func(t *testing.T, v *verify.Verified) {
+		tg := onlyTarget(t, v, "acme-gw/app-mcuboot-1.2.3+45.bin", "targets")
+		if tg.Image == nil || tg.Image.Format != "mcuboot" || tg.Image.Version != "1.2.3+45" {
+			t.Errorf("image %+v, want the MCUboot header's 1.2.3+45", tg.Image)
+		}
+	}},
+	{file: "good_dfuse.fwb", check: func(t *testing.T, v *verify.Verified) {
+		tg := onlyTarget(t, v, "acme-gw/radio-dfuse-1.0.0.dfu", "targets")
+		if tg.Image == nil || tg.Image.Format != "dfuse" || tg.Image.USBVendor != 0x0483 || tg.Image.USBProduct != 0xdf11 {
+			t.Errorf("image %+v, want a DfuSe file for 0483:df11", tg.Image)
+		}
+	}},
+	{file: "fail_untrusted_root.fwb", want: verify.CodeUntrusted, things: []string{"root"}},
+	{file: "fail_bad_signature.fwb", want: verify.CodeBadSignature, things: []string{"targets"}},
+	{file: "fail_threshold_not_met.fwb", want: verify.CodeThreshold, things: []string{"targets"}},
+	{file: "fail_key_counted_twice.fwb", want: verify.CodeThreshold, things: []string{"targets"}},
+	{file: "fail_revoked_key.fwb", want: verify.CodeRevokedKey, things: []string{"targets"}},
+	{file: "fail_root_version_skipped.fwb", want: verify.CodeRootSkipped, things: []string{"root"}},
+	{file: "fail_expired_targets.fwb", want: verify.CodeExpired, things: []string{"targets"}},
+	{file: "fail_frozen_timestamp.fwb", want: verify.CodeExpired, things: []string{"timestamp"}},
+	{file: "fail_clock_backwards.fwb", newestTime: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), want: verify.CodeClockBackwards, things: []string{"timestamp", "clock"}},
+	{file: "fail_rollback_timestamp.fwb", primes: []string{"prime_rollback_timestamp.fwb"}, want: verify.CodeWithdrawn, things: []string{"app-2.0.0", "targets/"}},
+	{file: "fail_withdrawn_release.fwb", primes: []string{"prime_withdrawn_release.fwb"}, want: verify.CodeWithdrawn, things: []string{"app-1.0.0", "targets/"}},
+	{file: "good_older_still_listed.fwb", primes: []string{"prime_older_still_listed.fwb"}, check: func(t *testing.T, v *verify.Verified) {
+		onlyTarget(t, v, "acme-gw/app-1.0.0.bin", "targets")
+		if !v.Older {
+			t.Error("Verified.Older is false for a bundle older than the newest trusted metadata")
+		}
+	}},
+	{file: "fail_rollback_snapshot.fwb", primes: []string{"prime_rollback_snapshot.fwb"}, want: verify.CodeRollback, things: []string{"snapshot"}},
+	{file: "fail_rollback_targets.fwb", primes: []string{"prime_rollback_targets.fwb"}, want: verify.CodeRollback, things: []string{"targets"}},
+	{file: "fail_mix_and_match.fwb", want: verify.CodePayload, things: []string{"app-1.0.0", "targets/", "payload"}},
+	{file: "fail_tampered_payload.fwb", want: verify.CodePayload, things: []string{"app-1.0.0", "targets/"}},
+	{file: "fail_delegation_outside_paths.fwb", want: verify.CodePayload, things: []string{"other/app.bin", "acme-gw", "targets/"}},
+	{file: "fail_wrong_hardware.fwb", hardware: "acme-gw-r2", want: verify.CodeHardware, things: []string{"acme-gw-r2", "app-1.0.4"}},
+	{file: "fail_lower_release_counter.fwb", counter: u64(9), want: verify.CodeReleaseCounter, things: []string{"app-1.0.5"}},
+	{file: "fail_requirement.fwb", installed: map[string]string{"bootloader": "1.4.0"}, want: verify.CodeRequirement, things: []string{"bootloader"}},
+	{file: "fail_mcuboot_version_mismatch.fwb", want: verify.CodeImageMismatch, things: []string{"app-mcuboot-1.2.4"}},
+	{file: "fail_dfu_suffix_crc.fwb", want: verify.CodeImageFormat, things: []string{"radio-1.0.1"}},
+	{file: "fail_truncated.fwb", want: verify.CodeTruncated, things: []string{"targets/"}},
+	{file: "fail_trailing_garbage.fwb", want: verify.CodeTrailingGarbage, things: []string{"end-of-archive"}},
+	{file: "fail_path_traversal.fwb", want: verify.CodeUnsafePath, things: []string{"metadata/../../evil.json"}},
+	{file: "fail_absolute_path.fwb", want: verify.CodeUnsafePath, things: []string{"/etc/evil.json"}},
+	{file: "fail_symlink.fwb", want: verify.CodeLinkEntry, things: []string{"metadata/acme-gw.json"}},
+	{file: "fail_hardlink.fwb", want: verify.CodeLinkEntry, things: []string{"metadata/acme-gw.json"}},
+	{file: "fail_duplicate_entry.fwb", want: verify.CodeDuplicate, things: []string{"metadata/targets.json"}},
+	{file: "fail_oversized_metadata.fwb", want: verify.CodeTooLarge, things: []string{"metadata/targets.json"}},
+	{file: "fail_huge_declared_size.fwb", want: verify.CodeTooLarge, things: []string{"metadata/targets.json"}},
+	{file: "fail_no_payload.fwb", want: verify.CodeNoPayload, things: []string{"payload"}},
+}
+
+// onlyTarget returns the single target of v after checking its path and signing role.
+func onlyTarget(t *testing.T, v *verify.Verified, path, role string) verify.Target {
+	t.Helper()
+	if len(v.Targets) != 1 {
+		t.Fatalf("%d targets, want 1", len(v.Targets))
+	}
+	tg := v.Targets[0]
+	if tg.Path != path || tg.Role != role {
+		t.Errorf("target %q signed by %q, want %q by %q", tg.Path, tg.Role, path, role)
+	}
+	if tg.Offset <= 0 || len(tg.SHA256) != 64 || tg.Length <= 0 || tg.Meta.Version == "" {
+		t.Errorf("target %+v lacks offset, hash, length or version", tg)
+	}
+	return tg
+}
+
+func testRoots(t *testing.T) []verify.PinnedRoot {
+	t.Helper()
+	root, err := os.ReadFile(filepath.Join("testdata", "root.json"))
+	if err != nil {
+		t.Fatalf("pinned test root: %v (run go run ./verify/internal/tampergen -out verify/testdata)", err)
+	}
+	return []verify.PinnedRoot{{Name: "acme", Root: root}}
+}
+
+func TestTamperCorpusVerdicts(t *testing.T) {
+	roots := testRoots(t)
+	for _, c := range tamperCases {
+		t.Run(strings.TrimSuffix(c.file, ".fwb"), func(t *testing.T) {
+			state := verify.NewMemoryState()
+			if !c.newestTime.IsZero() {
+				if err := state.SaveNewestTime(c.newestTime); err != nil {
+					t.Fatal(err)
+				}
+			}
+			opts := verify.Options{
+				Roots:    roots,
+				State:    state,
+				Now:      func() time.Time { return corpusNow },
+				Hardware: "acme-gw-r1",
+			}
+			for _, p := range c.primes {
+				if _, err := verify.VerifyFile(filepath.Join("testdata", p), opts); err != nil {
+					t.Fatalf("priming with %s: %v", p, err)
+				}
+			}
+			if c.hardware != "" {
+				opts.Hardware = c.hardware
+			}
+			opts.CurrentCounter = c.counter
+			opts.Installed = c.installed
+			savedBefore, _ := state.Load("acme")
+			newestBefore, _ := state.NewestTime()
+
+			v, err := verify.VerifyFile(filepath.Join("testdata", c.file), opts)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused a good bundle: %v (code %s)", err, verify.CodeOf(err))
+				}
+				if c.check != nil {
+					c.check(t, v)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted; want a refusal with code %s", c.want)
+			}
+			if got := verify.CodeOf(err); got != c.want {
+				t.Fatalf("code %q, want %q: %v", got, c.want, err)
+			}
+			var ve *verify.Error
+			errors.As(err, &ve)
+			msg := err.Error()
+			if ve.Bundle != c.file || !strings.HasPrefix(msg, "bundle "+c.file+": ") {
+				t.Errorf("message %q does not start by naming the bundle", msg)
+			}
+			named := false
+			for _, thing := range c.things {
+				named = named || strings.Contains(msg, thing)
+			}
+			if !named {
+				t.Errorf("message %q names none of %q", msg, c.things)
+			}
+			if strings.TrimSpace(ve.Reason) == "" || strings.TrimSpace(ve.Next) == "" {
+				t.Errorf("message %q lacks a reason or a next step (Reason %q, Next %q)", msg, ve.Reason, ve.Next)
+			}
+			savedAfter, _ := state.Load("acme")
+			newestAfter, _ := state.NewestTime()
+			if !reflect.DeepEqual(savedBefore, savedAfter) || !newestBefore.Equal(newestAfter) {
+				t.Error("a refused bundle changed what this machine trusts")
+			}
+		})
+	}
+}
+
+// TestTamperCorpusHasARowForEveryFile keeps the table and testdata/ in step: a vector
+// without a row would never be checked.
+func TestTamperCorpusHasARowForEveryFile(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.fwb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	for _, c := range tamperCases {
+		covered[c.file] = true
+		for _, p := range c.primes {
+			covered[p] = true
+		}
+	}
+	onDisk := map[string]bool{}
+	for _, f := range files {
+		name := filepath.Base(f)
+		onDisk[name] = true
+		if !covered[name] {
+			t.Errorf("%s has no row in tamperCases", name)
+		}
+	}
+	for name := range covered {
+		if !onDisk[name] {
+			t.Errorf("%s is in tamperCases but not in testdata/ (run go run ./verify/internal/tampergen -out verify/testdata)", name)
+		}
+	}
+}
