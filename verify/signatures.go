@@ -73,7 +73,11 @@ type sigCheck struct {
 	counted []string // key ids whose signatures count, one per distinct key
 	bad     []string // key ids the authority lists whose signature does not verify
 	revoked []revokedSig
-	auth    authority
+	// sameKey pairs a counted key id with another id of the same public key that signed
+	// too: the second signature does not count.
+	sameKey  [][2]string
+	distinct int // distinct public keys among the key ids the authority lists
+	auth     authority
 }
 
 type revokedSig struct {
@@ -98,7 +102,8 @@ func checkSignatures(signed any, sigs []metadata.Signature, auth authority, earl
 			}
 		}
 	}
-	counted := map[string]bool{}
+	res.distinct = len(current)
+	counted := map[string]string{} // fingerprint -> the key id that counted for it
 	for _, s := range sigs {
 		if slices.Contains(auth.keyIDs, s.KeyID) {
 			k := auth.keys[s.KeyID]
@@ -113,9 +118,12 @@ func checkSignatures(signed any, sigs []metadata.Signature, auth authority, earl
 				res.bad = append(res.bad, s.KeyID)
 				continue
 			}
-			if !counted[fp] {
-				counted[fp] = true
+			switch first, ok := counted[fp]; {
+			case !ok:
+				counted[fp] = s.KeyID
 				res.counted = append(res.counted, s.KeyID)
+			case first != s.KeyID:
+				res.sameKey = append(res.sameKey, [2]string{first, s.KeyID})
 			}
 			continue
 		}
@@ -171,8 +179,29 @@ func (c sigCheck) refusal(thing string) *Error {
 	case 2:
 		next = fmt.Sprintf("ask the release team for a bundle signed by both %s keys", role)
 	}
+	if len(c.sameKey) == 0 {
+		return errorf(CodeThreshold, thing, next,
+			"signed by %d of %d required %s keys%s; %s lists %d", len(c.counted), c.auth.threshold, role, signedBy, c.auth.label, len(c.auth.keyIDs))
+	}
+	// A key listed under several ids looks like several keys to whoever counts ids: say
+	// which ids are one key, and how many distinct keys the authority really lists.
+	var same []string
+	for _, p := range c.sameKey {
+		same = append(same, fmt.Sprintf("key ids %s and %s are the same key, which counts once", shortKey(p[0]), shortKey(p[1])))
+	}
+	keys := "keys"
+	if c.distinct == 1 {
+		keys = "key"
+	}
+	next = fmt.Sprintf("ask the release team for a bundle signed by %d distinct %s keys", c.auth.threshold, role)
+	if c.distinct < c.auth.threshold {
+		delegator, _, _ := strings.Cut(c.auth.label, " ")
+		next = fmt.Sprintf("no bundle can meet that threshold; the release team must list %d distinct %s keys in new %s metadata and sign with them",
+			c.auth.threshold, role, delegator)
+	}
 	return errorf(CodeThreshold, thing, next,
-		"signed by %d of %d required %s keys%s; %s lists %d", len(c.counted), c.auth.threshold, role, signedBy, c.auth.label, len(c.auth.keyIDs))
+		"signed by %d of %d required %s keys%s: %s; %s lists %d key ids for %s but %d distinct %s",
+		len(c.counted), c.auth.threshold, role, signedBy, strings.Join(same, "; "), c.auth.label, len(c.auth.keyIDs), role, c.distinct, keys)
 }
 
 // fingerprint identifies a key by its public key, as go-tuf does when counting.

@@ -1,15 +1,19 @@
 package verify_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fieldflash/fieldflash/verify"
+	"github.com/fieldflash/fieldflash/verify/bundle"
 )
 
 // The tamper corpus: testdata/*.fwb, written by `go run ./verify/internal/tampergen -out
@@ -29,6 +33,8 @@ type tamperCase struct {
 	installed  map[string]string
 	want       verify.Code // "" means the bundle must verify
 	things     []string    // the message must name one of these
+	says       []string    // the message must say every one of these
+	refusal    func(t *testing.T, e *verify.Error)
 	check      func(t *testing.T, v *verify.Verified)
 }
 
@@ -65,14 +71,21 @@ var tamperCases = []tamperCase{
 	{file: "fail_untrusted_root.fwb", want: verify.CodeUntrusted, things: []string{"root"}},
 	{file: "fail_bad_signature.fwb", want: verify.CodeBadSignature, things: []string{"targets"}},
 	{file: "fail_threshold_not_met.fwb", want: verify.CodeThreshold, things: []string{"targets"}},
-	{file: "fail_key_counted_twice.fwb", want: verify.CodeThreshold, things: []string{"targets"}},
+	{file: "fail_key_counted_twice.fwb", want: verify.CodeThreshold, things: []string{"targets.json"},
+		says: []string{"signed by 1 of 2 required targets keys", "are the same key, which counts once", "root v2 lists 2 key ids for targets but 1 distinct key",
+			"the release team must list 2 distinct targets keys"},
+		refusal: sameKeyIDsNamed},
 	{file: "fail_revoked_key.fwb", want: verify.CodeRevokedKey, things: []string{"targets"}},
 	{file: "fail_root_version_skipped.fwb", want: verify.CodeRootSkipped, things: []string{"root"}},
 	{file: "fail_expired_targets.fwb", want: verify.CodeExpired, things: []string{"targets"}},
 	{file: "fail_frozen_timestamp.fwb", want: verify.CodeExpired, things: []string{"timestamp"}},
 	{file: "fail_clock_backwards.fwb", newestTime: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), want: verify.CodeClockBackwards, things: []string{"timestamp", "clock"}},
-	{file: "fail_rollback_timestamp.fwb", primes: []string{"prime_rollback_timestamp.fwb"}, want: verify.CodeWithdrawn, things: []string{"app-2.0.0", "targets/"}},
-	{file: "fail_withdrawn_release.fwb", primes: []string{"prime_withdrawn_release.fwb"}, want: verify.CodeWithdrawn, things: []string{"app-1.0.0", "targets/"}},
+	{file: "fail_rollback_timestamp.fwb", primes: []string{"prime_rollback_timestamp.fwb"}, want: verify.CodeWithdrawn, things: []string{"payload acme-gw/app-2.0.0.bin: "},
+		says: []string{"its own metadata (targets v2) name it app 2.0.0", "the newest metadata trusted here (targets v3) no longer list acme-gw/app-2.0.0.bin",
+			"withdrawn", "ask the vendor for the current release's bundle"}},
+	{file: "fail_withdrawn_release.fwb", primes: []string{"prime_withdrawn_release.fwb"}, want: verify.CodeWithdrawn, things: []string{"payload acme-gw/app-1.0.0.bin: "},
+		says: []string{"its own metadata (targets v1) name it app 1.0.0", "the newest metadata trusted here (targets v2) no longer list acme-gw/app-1.0.0.bin",
+			"withdrawn", "ask the vendor for the current release's bundle"}},
 	{file: "good_older_still_listed.fwb", primes: []string{"prime_older_still_listed.fwb"}, check: func(t *testing.T, v *verify.Verified) {
 		onlyTarget(t, v, "acme-gw/app-1.0.0.bin", "targets")
 		if !v.Older {
@@ -81,9 +94,12 @@ var tamperCases = []tamperCase{
 	}},
 	{file: "fail_rollback_snapshot.fwb", primes: []string{"prime_rollback_snapshot.fwb"}, want: verify.CodeRollback, things: []string{"snapshot"}},
 	{file: "fail_rollback_targets.fwb", primes: []string{"prime_rollback_targets.fwb"}, want: verify.CodeRollback, things: []string{"targets"}},
-	{file: "fail_mix_and_match.fwb", want: verify.CodePayload, things: []string{"app-1.0.0", "targets/", "payload"}},
+	{file: "fail_mix_and_match.fwb", want: verify.CodePayload, things: []string{"app-1.0.0", "targets/", "payload"},
+		says: []string{"no signed target lists this hash"}},
 	{file: "fail_tampered_payload.fwb", want: verify.CodePayload, things: []string{"app-1.0.0", "targets/"}},
-	{file: "fail_delegation_outside_paths.fwb", want: verify.CodePayload, things: []string{"other/app.bin", "acme-gw", "targets/"}},
+	{file: "fail_delegation_outside_paths.fwb", want: verify.CodePayload, things: []string{"other/app.bin", "acme-gw", "targets/"},
+		says: []string{"role acme-gw lists it as other/app.bin", "targets delegates only acme-gw/* to acme-gw",
+			"the release team must sign it with a role delegated for other/app.bin"}},
 	{file: "fail_wrong_hardware.fwb", hardware: "acme-gw-r2", want: verify.CodeHardware, things: []string{"acme-gw-r2", "app-1.0.4"}},
 	{file: "fail_lower_release_counter.fwb", counter: u64(9), want: verify.CodeReleaseCounter, things: []string{"app-1.0.5"}},
 	{file: "fail_requirement.fwb", installed: map[string]string{"bootloader": "1.4.0"}, want: verify.CodeRequirement, things: []string{"bootloader"}},
@@ -99,6 +115,46 @@ var tamperCases = []tamperCase{
 	{file: "fail_oversized_metadata.fwb", want: verify.CodeTooLarge, things: []string{"metadata/targets.json"}},
 	{file: "fail_huge_declared_size.fwb", want: verify.CodeTooLarge, things: []string{"metadata/targets.json"}},
 	{file: "fail_no_payload.fwb", want: verify.CodeNoPayload, things: []string{"payload"}},
+}
+
+// sameKeyIDsNamed checks that the refusal of fail_key_counted_twice.fwb names two
+// different key ids that its root v2 both lists for targets: the one key under two ids.
+func sameKeyIDsNamed(t *testing.T, e *verify.Error) {
+	t.Helper()
+	m := regexp.MustCompile(`key ids ([0-9a-f]{8})… and ([0-9a-f]{8})… are the same key`).FindStringSubmatch(e.Reason)
+	if m == nil || m[1] == m[2] {
+		t.Fatalf("reason %q does not name two different key ids as the same key", e.Reason)
+	}
+	path := filepath.Join("testdata", "fail_key_counted_twice.fwb")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := bundle.NewReader(f, fi.Size(), verify.Limits{}.WithDefaults()).Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root struct {
+		Signed struct {
+			Roles map[string]struct {
+				KeyIDs []string `json:"keyids"`
+			} `json:"roles"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(md.Roots[2], &root); err != nil {
+		t.Fatal(err)
+	}
+	ids := root.Signed.Roles["targets"].KeyIDs
+	for _, short := range m[1:] {
+		if !slices.ContainsFunc(ids, func(id string) bool { return strings.HasPrefix(id, short) }) {
+			t.Errorf("key id %s… is not one of the targets key ids %q of root v2", short, ids)
+		}
+	}
 }
 
 // onlyTarget returns the single target of v after checking its path and signing role.
@@ -184,8 +240,16 @@ func TestTamperCorpusVerdicts(t *testing.T) {
 			if !named {
 				t.Errorf("message %q names none of %q", msg, c.things)
 			}
+			for _, s := range c.says {
+				if !strings.Contains(msg, s) {
+					t.Errorf("message %q does not say %q", msg, s)
+				}
+			}
 			if strings.TrimSpace(ve.Reason) == "" || strings.TrimSpace(ve.Next) == "" {
 				t.Errorf("message %q lacks a reason or a next step (Reason %q, Next %q)", msg, ve.Reason, ve.Next)
+			}
+			if c.refusal != nil {
+				c.refusal(t, ve)
 			}
 			savedAfter, _ := state.Load("acme")
 			newestAfter, _ := state.NewestTime()

@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -49,10 +50,59 @@ func (t *trust) listingsByHash() map[string][]listing {
 	return idx
 }
 
+// pathWalk is what the delegation walk for one path found.
+type pathWalk struct {
+	role    string                // the first role on the walk that lists the path; "" when none does
+	tf      *metadata.TargetFiles // that role's entry for the path
+	visited []string              // the roles the walk visited, in order
+	cut     *delegationLink       // the first terminating delegation, which ended the walk there
+}
+
+// delegationLink is one delegation: delegator trusts role for the paths dr lists or,
+// for a succinct (hash bin) delegation, for the paths of role's bin.
+type delegationLink struct {
+	delegator string
+	role      string
+	dr        *metadata.DelegatedRole
+	bins      *metadata.SuccinctRoles
+}
+
+// patterns says which paths the delegation covers, for messages.
+func (l delegationLink) patterns() string {
+	switch {
+	case l.dr == nil:
+		return "the paths of its hash bin"
+	case len(l.dr.Paths) > 0:
+		return strings.Join(l.dr.Paths, ", ")
+	case len(l.dr.PathHashPrefixes) > 0:
+		return "the paths with hash prefixes " + strings.Join(l.dr.PathHashPrefixes, ", ")
+	}
+	return "no paths"
+}
+
+func (l delegationLink) covers(path string) bool {
+	if l.bins != nil {
+		rs := l.bins.GetRolesForTarget(path)
+		return len(rs) == 1 && rs[0].Name == l.role
+	}
+	ok, err := l.dr.IsDelegatedPath(path)
+	return err == nil && ok
+}
+
 // governing walks the delegations for path as go-tuf's updater does and returns the
 // role that lists it first, or "" when none does.
 func (t *trust) governing(path string) (string, *metadata.TargetFiles, *Error) {
+	w, e := t.walk(path, false)
+	return w.role, w.tf, e
+}
+
+// walk is go-tuf's pre-order depth-first walk of the delegations for path. With explore,
+// which only explains refusals, it ignores listings, terminating delegations and roles
+// whose metadata is missing, and so visits every role some chain of delegations
+// authorises for path.
+func (t *trust) walk(path string, explore bool) (pathWalk, *Error) {
 	type visit struct{ role, parent string }
+	var w pathWalk
 	stack := []visit{{metadata.TARGETS, metadata.ROOT}}
 	visited := map[string]bool{}
 	for len(stack) > 0 && len(visited) <= t.limits.MaxRoles+1 {
@@ -63,11 +113,16 @@ func (t *trust) governing(path string) (string, *metadata.TargetFiles, *Error) {
 		}
 		m := t.tm.Targets[v.role]
 		if m == nil {
-			return "", nil, errorf(CodeMetadata, "target "+path, "ask the release team for a bundle that carries every delegated role on the way to its payloads",
+			if explore {
+				continue
+			}
+			return w, errorf(CodeMetadata, "target "+path, "ask the release team for a bundle that carries every delegated role on the way to its payloads",
 				"%s delegates it to role %s, whose metadata the bundle does not carry", v.parent, v.role)
 		}
-		if tf, ok := m.Signed.Targets[path]; ok {
-			return v.role, tf, nil
+		w.visited = append(w.visited, v.role)
+		if tf, ok := m.Signed.Targets[path]; ok && !explore {
+			w.role, w.tf = v.role, tf
+			return w, nil
 		}
 		visited[v.role] = true
 		if m.Signed.Delegations == nil {
@@ -76,7 +131,10 @@ func (t *trust) governing(path string) (string, *metadata.TargetFiles, *Error) {
 		var children []visit
 		for _, r := range m.Signed.Delegations.GetRolesForTarget(path) {
 			children = append(children, visit{r.Name, v.role})
-			if r.Terminating {
+			if r.Terminating && !explore {
+				if w.cut == nil {
+					w.cut = &delegationLink{delegator: v.role, role: r.Name, dr: delegatedRole(m.Signed.Delegations, r.Name), bins: m.Signed.Delegations.SuccinctRoles}
+				}
 				stack = nil
 				break
 			}
@@ -84,7 +142,54 @@ func (t *trust) governing(path string) (string, *metadata.TargetFiles, *Error) {
 		slices.Reverse(children)
 		stack = append(stack, children...)
 	}
-	return "", nil, nil
+	return w, nil
+}
+
+func delegatedRole(d *metadata.Delegations, name string) *metadata.DelegatedRole {
+	i := slices.IndexFunc(d.Roles, func(r metadata.DelegatedRole) bool { return r.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return &d.Roles[i]
+}
+
+// delegationsTo lists every trusted delegation of role, in the order the roles were loaded.
+func (t *trust) delegationsTo(role string) []delegationLink {
+	var out []delegationLink
+	for _, name := range t.order {
+		m := t.tm.Targets[name]
+		if m == nil || m.Signed.Delegations == nil {
+			continue
+		}
+		d := m.Signed.Delegations
+		if dr := delegatedRole(d, role); dr != nil {
+			out = append(out, delegationLink{delegator: name, role: role, dr: dr})
+		} else if d.SuccinctRoles != nil && d.SuccinctRoles.IsDelegatedRole(role) {
+			out = append(out, delegationLink{delegator: name, role: role, bins: d.SuccinctRoles})
+		}
+	}
+	return out
+}
+
+// narrowLink finds the delegation on the way to role that does not cover path: role's own
+// when it does not, else the first one above it.
+func (t *trust) narrowLink(role, path string, seen map[string]bool) (delegationLink, bool) {
+	if seen[role] || role == metadata.TARGETS {
+		return delegationLink{}, false
+	}
+	seen[role] = true
+	links := t.delegationsTo(role)
+	for _, l := range links {
+		if !l.covers(path) {
+			return l, true
+		}
+	}
+	for _, l := range links {
+		if nl, ok := t.narrowLink(l.delegator, path, seen); ok {
+			return nl, true
+		}
+	}
+	return delegationLink{}, false
 }
 
 // resolve finds the trusted target a payload named sha stands for.
@@ -106,6 +211,102 @@ func (t *trust) resolve(idx map[string][]listing, sha string) (listing, *metadat
 	return listing{}, nil, walkErr
 }
 
+// notGoverning refuses a payload that a trusted role lists, but under a path that role
+// does not govern: the walk never reaches it for that path, or reaches another role first.
+func (t *trust) notGoverning(thing string, l listing) *Error {
+	next := fmt.Sprintf("the release team must sign it with a role delegated for %s; ask them for a corrected bundle", l.path)
+	lists := fmt.Sprintf("role %s lists it as %s", l.role, l.path)
+	w, _ := t.walk(l.path, false)
+	if w.tf != nil && w.role != l.role {
+		return errorf(CodePayload, thing,
+			fmt.Sprintf("the release team must sign it with role %s, the first delegated for %s, or remove that role's entry; ask them for a corrected bundle", w.role, l.path),
+			"%s, but the delegation walk for that path reaches role %s before %s, and %s lists it with other hashes (sha256 %s, %d bytes); only the first role on the walk counts",
+			lists, w.role, l.role, w.role, shortKey(hex.EncodeToString(w.tf.Hashes["sha256"])), w.tf.Length)
+	}
+	if all, _ := t.walk(l.path, true); w.cut != nil && slices.Contains(all.visited, l.role) {
+		return errorf(CodePayload, thing, next,
+			"%s, but %s delegates %s to role %s as terminating, which ends the delegation walk for that path before it reaches %s",
+			lists, w.cut.delegator, w.cut.patterns(), w.cut.role, l.role)
+	}
+	if nl, ok := t.narrowLink(l.role, l.path, map[string]bool{}); ok {
+		via := ""
+		if nl.role != l.role {
+			via = fmt.Sprintf(" (on the way to %s)", l.role)
+		}
+		return errorf(CodePayload, thing, next,
+			"%s, but %s delegates only %s to %s%s: a role counts only for the paths it was delegated",
+			lists, nl.delegator, nl.patterns(), nl.role, via)
+	}
+	return errorf(CodePayload, thing, next,
+		"%s, but the delegation walk for that path does not reach %s", lists, l.role)
+}
+
+// ownListing is how the bundle's own targets metadata name a payload.
+type ownListing struct {
+	label string // "targets v2"
+	path  string
+	meta  TargetMeta // zero when the entry carries no readable custom metadata
+}
+
+// ownListing finds the payload sha in the bundle's own targets metadata. Only an older
+// bundle's refusal uses it: that metadata was superseded, not trusted, and serves only to
+// tell the technician which release the bundle holds.
+func (t *trust) ownListing(sha string) (ownListing, bool) {
+	roles := []string{metadata.TARGETS}
+	roles = append(roles, slices.Sorted(maps.Keys(t.md.Delegated))...)
+	for _, name := range roles {
+		raw := t.md.Delegated[name]
+		if name == metadata.TARGETS {
+			raw = t.md.Targets
+		}
+		m, e := decodeTargets(raw, name+".json")
+		if e != nil {
+			continue
+		}
+		for _, path := range sortedPaths(m.Signed.Targets) {
+			tf := m.Signed.Targets[path]
+			if hex.EncodeToString(tf.Hashes["sha256"]) != sha {
+				continue
+			}
+			own := ownListing{label: fmt.Sprintf("%s v%d", name, m.Signed.Version), path: path}
+			if meta, e := parseTargetMeta(tf, ""); e == nil {
+				own.meta = meta
+			}
+			return own, true
+		}
+	}
+	return ownListing{}, false
+}
+
+// withdrawn refuses a payload of an older bundle that the newest metadata trusted here
+// no longer vouch for, naming it as the bundle's own metadata do and saying what the
+// newest metadata say about that path.
+func (t *trust) withdrawn(sha string) *Error {
+	const next = "do not flash it; ask the vendor for the current release's bundle"
+	own, ok := t.ownListing(sha)
+	if !ok {
+		return errorf(CodeWithdrawn, "payload targets/"+shortKey(sha), next,
+			"the bundle is older than what this machine trusted, and neither its own metadata nor the newest metadata trusted here (%s) list this payload",
+			t.roleLabel(metadata.TARGETS))
+	}
+	names := "list it"
+	switch {
+	case own.meta.Version != "" && own.meta.Component != "":
+		names = fmt.Sprintf("name it %s %s", own.meta.Component, own.meta.Version)
+	case own.meta.Version != "":
+		names = "name it version " + own.meta.Version
+	}
+	role, tf, e := t.governing(own.path)
+	if e == nil && tf != nil {
+		return errorf(CodeWithdrawn, "payload "+own.path, next,
+			"the bundle is older than what this machine trusted: its own metadata (%s) %s, but the newest metadata trusted here (%s) list %s with different hashes (sha256 %s, %d bytes): the release was replaced",
+			own.label, names, t.roleLabel(role), own.path, shortKey(hex.EncodeToString(tf.Hashes["sha256"])), tf.Length)
+	}
+	return errorf(CodeWithdrawn, "payload "+own.path, next,
+		"the bundle is older than what this machine trusted: its own metadata (%s) %s, but the newest metadata trusted here (%s) no longer list %s: the release was withdrawn",
+		own.label, names, t.roleLabel(metadata.TARGETS), own.path)
+}
+
 // checkPayload matches one payload to its signed target, streams it through every hash
 // the target lists, and has the image checked against its metadata.
 func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []byte, file io.ReaderAt) (Target, error) {
@@ -115,9 +316,11 @@ func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []
 		return Target{}, e
 	}
 	if tf == nil {
-		if t.older {
-			return Target{}, errorf(CodeWithdrawn, thing, "do not flash it; get the current release from the vendor",
-				"the bundle is older than the newest release metadata this machine trusted (%s), which no longer lists this payload: the release was withdrawn", t.newestTargets())
+		switch {
+		case t.older:
+			return Target{}, t.withdrawn(p.SHA256)
+		case len(idx[p.SHA256]) > 0:
+			return Target{}, t.notGoverning(thing, idx[p.SHA256][0])
 		}
 		return Target{}, errorf(CodePayload, thing, "get the bundle of the release you mean to flash; payloads cannot be moved between bundles",
 			"no signed target lists this hash: it belongs to another release")
@@ -125,8 +328,9 @@ func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []
 	thing = "payload " + l.path
 	if p.Size != tf.Length {
 		if t.older {
-			return Target{}, errorf(CodeWithdrawn, thing, "do not flash it; get the current release from the vendor",
-				"the newest release metadata this machine trusted lists it with %d bytes, the bundle carries %d", tf.Length, p.Size)
+			return Target{}, errorf(CodeWithdrawn, thing, "do not flash it; ask the vendor for the current release's bundle",
+				"the bundle is older than what this machine trusted, and the newest metadata trusted here (%s) list it with %d bytes, while the bundle carries %d: the release was replaced",
+				t.roleLabel(l.role), tf.Length, p.Size)
 		}
 		return Target{}, errorf(CodePayload, thing, "do not flash it; copy the bundle again from the vendor",
 			"%d bytes, but the signed metadata says %d", p.Size, tf.Length)
@@ -156,11 +360,12 @@ func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []
 	return target, nil
 }
 
-func (t *trust) newestTargets() string {
-	if m := t.tm.Targets[metadata.TARGETS]; m != nil {
-		return fmt.Sprintf("targets v%d", m.Signed.Version)
+// roleLabel names a trusted targets role with its version: "targets v3".
+func (t *trust) roleLabel(role string) string {
+	if m := t.tm.Targets[role]; m != nil {
+		return fmt.Sprintf("%s v%d", role, m.Signed.Version)
 	}
-	return "targets"
+	return role
 }
 
 // streamPayload reads the payload once, through every hash its target lists, with one

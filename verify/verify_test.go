@@ -116,7 +116,12 @@ func TestDelegatedRoleCannotSignPathsOutsideItsDelegation(t *testing.T) {
 	r := fxNewRepo(t)
 	r.delegate("acme-gw", []string{"acme-gw/*"}, 1, false, fxNewKey(t, "acme-gw-a"))
 	r.addTarget("acme-gw", "other/app.bin", []byte("smuggled"), fxMeta())
-	fxRefusal(t, r.write("outside.fwb"), r.opts(nil), CodePayload)
+	e := fxRefusal(t, r.write("outside.fwb"), r.opts(nil), CodePayload)
+	fxSays(t, e, "role acme-gw lists it as other/app.bin", "targets delegates only acme-gw/* to acme-gw",
+		"the release team must sign it with a role delegated for other/app.bin")
+	if strings.Contains(e.Reason, "another release") {
+		t.Errorf("message %q blames another release for a payload this release's role signed", e.Error())
+	}
 }
 
 func TestTerminatingDelegationHidesLaterRoles(t *testing.T) {
@@ -127,7 +132,10 @@ func TestTerminatingDelegationHidesLaterRoles(t *testing.T) {
 		r.addTarget("second", "fw/app.bin", []byte("second's app"), fxMeta())
 		path := r.write("walk.fwb")
 		if terminating {
-			fxRefusal(t, path, r.opts(nil), CodePayload)
+			e := fxRefusal(t, path, r.opts(nil), CodePayload)
+			fxSays(t, e, "role second lists it as fw/app.bin",
+				"targets delegates fw/* to role first as terminating, which ends the delegation walk for that path before it reaches second",
+				"the release team must sign it with a role delegated for fw/app.bin")
 		} else if v := fxAccept(t, path, r.opts(nil)); v.Targets[0].Role != "second" {
 			t.Errorf("governed by %q", v.Targets[0].Role)
 		}
@@ -144,7 +152,43 @@ func TestFirstRoleOnTheWalkGovernsAPath(t *testing.T) {
 	first := fxHash([]byte("first's app"))
 	delete(r.payloads, first)
 	r.addTarget("second", "fw/app.bin", []byte("second's app"), fxMeta())
-	fxRefusal(t, r.write("shadowed.fwb"), r.opts(nil), CodePayload)
+	e := fxRefusal(t, r.write("shadowed.fwb"), r.opts(nil), CodePayload)
+	fxSays(t, e, "role second lists it as fw/app.bin", "reaches role first before second, and first lists it with other hashes (sha256 "+first[:8]+"…",
+		"only the first role on the walk counts", "sign it with role first")
+}
+
+func TestRoleDelegatedThroughANarrowerRoleCannotSignOtherPaths(t *testing.T) {
+	// targets trusts "vendor" for acme-gw/*; "vendor" trusts "team" for everything. So
+	// "team" may sign acme-gw/* only, and its other/app.bin does not count.
+	r := fxNewRepo(t)
+	r.delegate("vendor", []string{"acme-gw/*"}, 1, false, fxNewKey(t, "vendor"))
+	team := fxNewKey(t, "team")
+	r.delegated["vendor"].Signed.Delegations = &metadata.Delegations{
+		Keys:  map[string]*metadata.Key{team.id: team.key},
+		Roles: []metadata.DelegatedRole{{Name: "team", KeyIDs: []string{team.id}, Threshold: 1, Paths: []string{"*/*"}}},
+	}
+	r.delegated["team"] = metadata.Targets(fxExpires)
+	r.signers["team"] = []fxKey{team}
+	r.addTarget("team", "other/app.bin", []byte("team's app"), fxMeta())
+	e := fxRefusal(t, r.write("narrow.fwb"), r.opts(nil), CodePayload)
+	fxSays(t, e, "role team lists it as other/app.bin", "targets delegates only acme-gw/* to vendor (on the way to team)",
+		"the release team must sign it with a role delegated for other/app.bin")
+
+	r.addTarget("team", "acme-gw/app.bin", []byte("team's gateway app"), fxMeta())
+	delete(r.payloads, fxHash([]byte("team's app")))
+	if v := fxAccept(t, r.write("inside.fwb"), r.opts(nil)); v.Targets[0].Role != "team" {
+		t.Errorf("acme-gw/app.bin governed by %q, want team", v.Targets[0].Role)
+	}
+}
+
+// fxSays checks that the refusal's message says every one of parts.
+func fxSays(t *testing.T, e *Error, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(e.Error(), p) {
+			t.Errorf("message %q does not say %q", e.Error(), p)
+		}
+	}
 }
 
 func fxHash(b []byte) string {
@@ -240,7 +284,32 @@ func TestOneKeyUnderTwoKeyIDsCountsOnce(t *testing.T) {
 		dup.KeyID = alias
 		*sigs = append(*sigs, dup)
 	}
-	fxRefusal(t, r.write("counted-twice.fwb"), r.opts(nil), CodeThreshold)
+	e := fxRefusal(t, r.write("counted-twice.fwb"), r.opts(nil), CodeThreshold)
+	fxSays(t, e, "signed by 1 of 2 required targets keys", "key ids "+k.id[:8]+"… and abababab… are the same key, which counts once",
+		"root v1 lists 2 key ids for targets but 1 distinct key", "no bundle can meet that threshold",
+		"the release team must list 2 distinct targets keys in new root metadata")
+}
+
+func TestKeyUnderTwoIDsBesideASecondKeyNeedsTheSecondKey(t *testing.T) {
+	// The root lists a real second key, but the bundle is signed by the first key twice.
+	r, _ := fxBasic(t)
+	k := r.signers["targets"][0]
+	alias := strings.Repeat("cd", 32)
+	copyKey := *k.key
+	r.root.Signed.Keys[alias] = &copyKey
+	r.root.Signed.Roles["targets"].KeyIDs = append(r.root.Signed.Roles["targets"].KeyIDs, alias)
+	_ = r.root.Signed.AddKey(fxNewKey(t, "targets-b").key, "targets")
+	r.root.Signed.Roles["targets"].Threshold = 2
+	fxSign(t, r.root, r.rootKeys...)
+	r.roots[1] = fxBytes(t, r.root)
+	r.tamper["targets"] = func(sigs *[]metadata.Signature, _ any) {
+		dup := (*sigs)[0]
+		dup.KeyID = alias
+		*sigs = append(*sigs, dup)
+	}
+	e := fxRefusal(t, r.write("counted-twice.fwb"), r.opts(nil), CodeThreshold)
+	fxSays(t, e, "key ids "+k.id[:8]+"… and cdcdcdcd… are the same key, which counts once",
+		"root v1 lists 3 key ids for targets but 2 distinct keys", "ask the release team for a bundle signed by 2 distinct targets keys")
 }
 
 func TestKeyDroppedByNewerRootIsRevoked(t *testing.T) {
@@ -354,7 +423,42 @@ func TestWithdrawnReleaseIsRefused(t *testing.T) {
 	r, old, newer := fxTwoReleases(t, false)
 	st := NewMemoryState()
 	fxAccept(t, newer, r.opts(st))
-	fxRefusal(t, old, r.opts(st), CodeWithdrawn)
+	e := fxRefusal(t, old, r.opts(st), CodeWithdrawn)
+	if e.Thing != "payload acme-gw/app-1.0.0.bin" {
+		t.Errorf("thing %q, want the payload's path in the bundle's own targets", e.Thing)
+	}
+	fxSays(t, e, "its own metadata (targets v1) name it app 1.0.0",
+		"the newest metadata trusted here (targets v2) no longer list acme-gw/app-1.0.0.bin: the release was withdrawn",
+		"ask the vendor for the current release's bundle")
+}
+
+func TestReleaseReplacedUnderTheSamePathIsWithdrawn(t *testing.T) {
+	r := fxNewRepo(t)
+	old1 := r.addTarget("targets", "acme-gw/app-1.0.0.bin", []byte("release 1"), fxMeta())
+	old := r.write("release-1.fwb")
+	r.release()
+	delete(r.payloads, old1)
+	rebuilt := r.addTarget("targets", "acme-gw/app-1.0.0.bin", []byte("release 1, rebuilt after a recall"), fxMeta())
+	st := NewMemoryState()
+	fxAccept(t, r.write("release-1-rebuilt.fwb"), r.opts(st))
+	e := fxRefusal(t, old, r.opts(st), CodeWithdrawn)
+	fxSays(t, e, "payload acme-gw/app-1.0.0.bin: ", "its own metadata (targets v1) name it app 1.0.0",
+		"the newest metadata trusted here (targets v2) list acme-gw/app-1.0.0.bin with different hashes (sha256 "+rebuilt[:8]+"…, 33 bytes)",
+		"the release was replaced", "ask the vendor for the current release's bundle")
+}
+
+func TestOlderPayloadWhoseListedLengthChangedIsWithdrawn(t *testing.T) {
+	r, shaA := fxBasic(t)
+	old := r.write("release-1.fwb")
+	r.release()
+	r.targets.Signed.Targets["acme-gw/app-1.0.0.bin"].Length++
+	delete(r.payloads, shaA)
+	r.addTarget("targets", "acme-gw/app-2.0.0.bin", []byte("release 2"), fxMeta())
+	st := NewMemoryState()
+	fxAccept(t, r.write("release-2.fwb"), r.opts(st))
+	e := fxRefusal(t, old, r.opts(st), CodeWithdrawn)
+	fxSays(t, e, "payload acme-gw/app-1.0.0.bin: ", "the newest metadata trusted here (targets v2) list it with 34 bytes, while the bundle carries 33",
+		"ask the vendor for the current release's bundle")
 }
 
 func TestSnapshotRollbackIsRefused(t *testing.T) {
