@@ -354,6 +354,11 @@ func (d *Driver) Identify(ctx context.Context) (*flasher.Identity, error) {
 				id.Components = map[string]string{}
 			}
 			id.Components[fmt.Sprintf("image%d", s.Image)] = s.Version
+			if s.Image == 0 {
+				// Image 0 is the application on MCUboot devices; bundles name components in
+				// the field's words ("requires app >=1.2.0"), as the YMODEM driver reports them.
+				id.Components["app"] = s.Version
+			}
 		}
 	}
 

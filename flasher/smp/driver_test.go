@@ -72,6 +72,9 @@ func TestFlashTestConfirmAndRevertOverSerial(t *testing.T) {
 			if s := slot(id, 0); s.Version != "1.2.3.45" || !s.Active || !s.Confirmed {
 				t.Fatalf("factory slot 0: %+v", s)
 			}
+			if id.Components["app"] != "1.2.3.45" || id.Components["image0"] != "1.2.3.45" {
+				t.Fatalf("components %v: image 0 must be reported as the app", id.Components)
+			}
 
 			img := loadImage(t, "ecdsa-p256-basic.bin") // 70674 bytes, 2.0.0, counter 0x02000000
 			upload(t, ctx, d, img)
