@@ -42,12 +42,26 @@ type Identity struct {
 	Protocol       string            `json:"protocol"`
 	HardwareID     string            `json:"hardware_id,omitempty"`
 	Bootloader     string            `json:"bootloader,omitempty"`
-	Mode           string            `json:"mode,omitempty"` // "application" or "recovery"
+	Mode           string            `json:"mode,omitempty"` // ModeApplication, ModeRecovery or ModeBootloader
 	Slots          []Slot            `json:"slots,omitempty"`
 	ReleaseCounter *uint64           `json:"release_counter,omitempty"`
 	BufferSize     int               `json:"buffer_size,omitempty"` // bytes the device takes per request
 	Components     map[string]string `json:"components,omitempty"`  // component -> running version
 }
+
+// What answers on the device, as Identity.Mode says it.
+const (
+	// ModeApplication: the running application answers (MCUmgr in a Zephyr app).
+	ModeApplication = "application"
+	// ModeRecovery: a recovery bootloader runs instead of the application (MCUboot serial
+	// recovery); the slots it reports are not running, and the engine waits for it to
+	// leave after a reset.
+	ModeRecovery = "recovery"
+	// ModeBootloader: a classic bootloader answers for the application it holds and
+	// starts by itself (YMODEM bootloaders): its active slot is the application that runs,
+	// and an upload overwrites it.
+	ModeBootloader = "bootloader"
+)
 
 // Slot is one image slot as the device reports it.
 type Slot struct {

@@ -337,7 +337,9 @@ func targetList(ts []verify.Target) string {
 // no sign of a device without one.
 func checkSlots(id *Identity, image int, t verify.Target, thing string) error {
 	for _, s := range id.Slots {
-		if s.Image != image || s.Size <= 0 || (s.Active && id.Mode != "recovery") {
+		// The running slot is never written in the application; a bootloader (recovery or
+		// classic) writes over the image it holds, so that slot's size is what counts.
+		if s.Image != image || s.Size <= 0 || (s.Active && id.Mode != ModeRecovery && id.Mode != ModeBootloader) {
 			continue
 		}
 		if t.Length > s.Size {

@@ -536,7 +536,7 @@ func (r *run) probe(ctx context.Context) (*Identity, *probeFailure, error) {
 				}
 				r.stepDone(StepProbe, "the device runs "+r.p.Image.Version)
 				return id, nil, nil
-			case id.Mode == "recovery" || st.pending:
+			case id.Mode == ModeRecovery || st.pending:
 				// still in the bootloader, or not rebooted yet: keep waiting
 			case st.known:
 				// It booted, and not into the new image: the bootloader rejected or
@@ -738,7 +738,7 @@ func (p *Plan) state(id *Identity) imageState {
 		mine := p.isImage(s)
 		if s.Active {
 			st.version = s.Version
-			if mine && id.Mode != "recovery" {
+			if mine && id.Mode != ModeRecovery {
 				st.running = true
 				st.confirmed = s.Confirmed || s.Permanent
 			}
@@ -750,7 +750,7 @@ func (p *Plan) state(id *Identity) imageState {
 	if st.known {
 		return st
 	}
-	if v, ok := id.Components[p.Image.Component]; ok && id.Mode != "recovery" {
+	if v, ok := id.Components[p.Image.Component]; ok && id.Mode != ModeRecovery {
 		st.known = true
 		st.version = v
 		st.running = sameVersion(v, p.Image.Version)

@@ -89,7 +89,9 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "  help       show this list, or `fieldflash help COMMAND`")
 	fmt.Fprintln(w, "  version    print the version")
 	fmt.Fprintln(w, "\nEvery command takes --help. State lives in $FIELDFLASH_HOME (default: the user config dir).")
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 refused (reason printed), 2 usage, 3 environment, 4 device, 5 interrupted.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 refused (reason printed), 2 usage, 3 environment, 4 device failed or")
+	fmt.Fprintln(w, "stopped answering (resumable), 5 interrupted (resumable: run the same command again).")
+	fmt.Fprintln(w, "\nNo hardware at hand? `fieldflash demo` runs the whole job against two virtual devices.")
 }
 
 // newFlags makes a FlagSet whose --help prints the command's usage to stdout and whose

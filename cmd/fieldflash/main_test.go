@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var binary string
@@ -146,16 +147,74 @@ func TestEveryCommandHasHelpAndBadUsageExitsTwo(t *testing.T) {
 }
 
 func TestDemoVerifiesTheBuiltInBundle(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	r := fieldflash(t, home, "", "demo", "--json")
-	if r.code != exitOK || !strings.Contains(r.stdout, "fieldflash-demo") {
-		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	var doc struct {
+		OK       bool `json:"ok"`
+		Verified struct {
+			Repository string
+		} `json:"verified"`
+		Devices []struct {
+			Name     string `json:"name"`
+			Before   string `json:"before"`
+			After    string `json:"after"`
+			Result   string `json:"result"`
+			PulledAt int64  `json:"cable_pulled_at"`
+			Resumed  int64  `json:"resumed_from"`
+		} `json:"devices"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != exitOK || !doc.OK || doc.Verified.Repository != "fieldflash-demo" {
+		t.Fatalf("demo --json: exit %d, %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(doc.Devices) != 2 {
+		t.Fatalf("devices: %+v", doc.Devices)
+	}
+	for _, d := range doc.Devices {
+		if d.Before != "1.0.0" || d.After != "1.1.0" {
+			t.Errorf("%s: %s -> %s, want 1.0.0 -> 1.1.0", d.Name, d.Before, d.After)
+		}
+	}
+	if smp := doc.Devices[0]; smp.Result != "confirmed" || smp.PulledAt == 0 || smp.Resumed < smp.PulledAt {
+		t.Errorf("SMP device: %+v; want confirmed after a cable pull and a resume at or after the last acknowledged byte", smp)
+	}
+	if ym := doc.Devices[1]; ym.Result != "installed" {
+		t.Errorf("YMODEM device: %+v", ym)
 	}
 	// The demo root is not trusted outside demo mode.
 	r = fieldflash(t, home, "", "verify", filepath.Join(home, "demo", "demo.fwb"))
 	if r.code != exitRefused {
 		t.Fatalf("demo bundle outside demo mode: exit %d, want 1", r.code)
 	}
+}
+
+func TestDemoFlashesBothVirtualDevicesAndResumesAfterTheCablePull(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	r := fieldflash(t, t.TempDir(), "", "demo")
+	if r.code != exitOK {
+		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	summary := r.stdout[strings.LastIndex(r.stdout, "── summary"):]
+	for _, want := range []string{
+		"fieldflash-sim-smp     1.0.0 -> 1.1.0  confirmed",
+		"fieldflash-sim-ymodem  1.0.0 -> 1.1.0  installed",
+		"cable pulled after", "resumed from byte",
+	} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary)
+		}
+	}
+	// The story on the way: verification, the pull and the retries, both results.
+	for _, want := range []string{"verified", "device disconnected", "retry", "result: confirmed", "result: installed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if d := time.Since(start); d > 40*time.Second {
+		t.Errorf("the demo took %s; it should stay under 40 s", d)
+	}
+	t.Logf("demo took %s\n%s", time.Since(start).Round(time.Second), summary)
 }
 
 func TestVendorNamesWithSpacesBecomeSafeTrustNames(t *testing.T) {

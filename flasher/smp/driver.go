@@ -363,10 +363,10 @@ func (d *Driver) Identify(ctx context.Context) (*flasher.Identity, error) {
 	}
 
 	if infoErr != nil && !anyActive {
-		d.mode = "recovery"
+		d.mode = flasher.ModeRecovery
 		id.Bootloader = "MCUboot"
 	} else {
-		d.mode = "application"
+		d.mode = flasher.ModeApplication
 		var bl BootloaderInfoResponse
 		switch err := d.request(ctx, OpRead, GroupOS, OSBootloaderInfo, BootloaderInfoRequest{}, &bl); {
 		case err == nil:
@@ -459,7 +459,7 @@ func (d *Driver) ResumeOffset(ctx context.Context, img *flasher.Image) (int64, e
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.mode == "recovery" {
+	if d.mode == flasher.ModeRecovery {
 		return 0, nil
 	}
 	var resp UploadResponse
@@ -642,7 +642,7 @@ func (d *Driver) Check(ctx context.Context, img *flasher.Image) error {
 		return err
 	}
 	slot := uint32(1)
-	if d.mode == "recovery" {
+	if d.mode == flasher.ModeRecovery {
 		slot = 0
 	}
 	for _, s := range st.Images {
@@ -679,7 +679,7 @@ func (d *Driver) Activate(ctx context.Context, img *flasher.Image) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.mode == "recovery" {
+	if d.mode == flasher.ModeRecovery {
 		return nil
 	}
 	var st ImageStateResponse

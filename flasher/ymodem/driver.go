@@ -92,7 +92,7 @@ func (d *Driver) Identify(ctx context.Context) (*flasher.Identity, error) {
 	for {
 		line, err := d.link.ReadLine(ctx, deadline, 512)
 		if strings.Trim(line, "C") == "" && line != "" {
-			id.Mode = "recovery" // something asks for a file: a bootloader
+			id.Mode = flasher.ModeBootloader // something asks for a file: a bootloader
 			asked = true
 		}
 		if err != nil {
@@ -113,7 +113,7 @@ func newIdentity() *flasher.Identity { return &flasher.Identity{Protocol: "ymode
 
 // parseBanner fills id from "<name> ymodem bootloader key=value ...".
 func parseBanner(id *flasher.Identity, line string, marker int) {
-	id.Mode = "recovery"
+	id.Mode = flasher.ModeBootloader
 	id.BufferSize = 1024
 	name := strings.Fields(strings.TrimLeft(line[:marker], "C"))
 	bootloader := strings.Join(name, " ")

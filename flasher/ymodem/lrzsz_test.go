@@ -208,7 +208,7 @@ func TestDriverFlashesABootloaderWithoutBanner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.Protocol != "ymodem" || id.HardwareID != "" || id.Mode != "recovery" {
+	if id.Protocol != "ymodem" || id.HardwareID != "" || id.Mode != flasher.ModeBootloader {
 		t.Fatalf("identity %+v, want only the protocol and the bootloader mode", id)
 	}
 	if c := d.Capabilities(); c.Check || c.Reset || c.Resume {
