@@ -357,7 +357,7 @@ func (r *run) pause(ctx context.Context, step Step, b *backoff.ExponentialBackOf
 	r.emit(Event{Step: step, Kind: KindRetry, Err: cause, Message: fmt.Sprintf("attempt %d of %d failed (%v); trying again in %s", failures, r.opt.Retry.Tries, cause, wait.Round(time.Millisecond))})
 	if failures >= 2 && !r.hinted {
 		r.hinted = true
-		r.emit(Event{Step: step, Kind: KindHint, Message: recoveryHint(r.p.Protocol, r.opt.Port)})
+		r.emit(Event{Step: step, Kind: KindHint, Message: RecoveryHint(r.p.Protocol, r.opt.Port)})
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -391,7 +391,7 @@ func (r *run) cancelled(ctx context.Context, step Step) error {
 func (r *run) lost(step Step, err error) error {
 	return &Error{Code: CodeDeviceLost, Thing: "device " + r.p.Device + portSuffix(r.opt.Port),
 		Reason: fmt.Sprintf("stopped answering during %s after %d attempts: %v", step, r.opt.Retry.Tries, err),
-		Next:   recoveryHint(r.p.Protocol, r.opt.Port) + "; then run the same update again to resume", Err: err}
+		Next:   RecoveryHint(r.p.Protocol, r.opt.Port) + "; then run the same update again to resume", Err: err}
 }
 
 func (r *run) refused(step Step, err error) error {
@@ -556,7 +556,7 @@ func (r *run) probe(ctx context.Context) (*Identity, *probeFailure, error) {
 		}
 		if !hinted && r.now().Sub(started) > r.opt.ProbeTimeout/2 {
 			hinted = true
-			r.emit(Event{Step: StepProbe, Kind: KindHint, Message: "The device has not come back yet. Leave it powered and connected; " + recoveryHint(r.p.Protocol, r.opt.Port)})
+			r.emit(Event{Step: StepProbe, Kind: KindHint, Message: "The device has not come back yet. Leave it powered and connected; " + RecoveryHint(r.p.Protocol, r.opt.Port)})
 		}
 		t := time.NewTimer(b.NextBackOff())
 		select {
@@ -621,8 +621,8 @@ func (r *run) revert(ctx context.Context, fail *probeFailure) error {
 		r.out.Result = ResultNotConfirmed
 		if !r.caps.Test {
 			r.out.Result = ResultFailed
-			r.emit(Event{Step: StepProbe, Kind: KindHint, Message: recoveryHint(r.p.Protocol, r.opt.Port)})
-			return &Error{Code: CodeProbe, Thing: thing, Reason: fail.reason, Next: recoveryHint(r.p.Protocol, r.opt.Port)}
+			r.emit(Event{Step: StepProbe, Kind: KindHint, Message: RecoveryHint(r.p.Protocol, r.opt.Port)})
+			return &Error{Code: CodeProbe, Thing: thing, Reason: fail.reason, Next: RecoveryHint(r.p.Protocol, r.opt.Port)}
 		}
 		r.emit(Event{Step: StepProbe, Kind: KindHint, Message: unconfirmedHint(r.p.Protocol, r.opt.Port)})
 		return &Error{Code: CodeProbe, Thing: thing, Reason: fail.reason + "; the new image was not confirmed", Next: unconfirmedHint(r.p.Protocol, r.opt.Port)}

@@ -197,13 +197,10 @@ func protoNames(order []string) []string {
 }
 
 // silentHint is the next step when nothing answers, in the words of the protocol's
-// hardware. It follows flasher's recovery hints (which the engine does not export).
+// hardware: the engine's hint where the protocol is known.
 func silentHint(protocol, port string) string {
-	switch protocol {
-	case "smp":
-		return fmt.Sprintf("Check that the USB cable is seated (a data cable, not a charge-only one) and the device is powered. Then hold the BOOT (MCUboot recovery) button while pressing RESET, keep holding it for a second, and run `fieldflash recover --port %s` again", port)
-	case "ymodem":
-		return fmt.Sprintf("Power-cycle the device while holding its UPDATE key so the bootloader waits for a download, then run `fieldflash recover --port %s --protocol ymodem` again", port)
+	if protocol == "smp" || protocol == "ymodem" {
+		return flasher.RecoveryHint(protocol, port)
 	}
 	return fmt.Sprintf("Check that the cable is seated (a data cable, not a charge-only one) and the device is powered. "+
 		"For an MCUboot device, hold the BOOT (recovery) button while pressing RESET; for a classic bootloader, power-cycle it while holding its UPDATE key. "+
