@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/fieldflash/fieldflash/verify"
@@ -42,10 +43,21 @@ var plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$`)
 // fileName keeps readable repository names readable and encodes any other, so no name can
 // reach outside the state directory.
 func fileName(repository string) string {
-	if plainName.MatchString(repository) {
+	if plainName.MatchString(repository) && !windowsDevice(repository) {
 		return repository + ".json"
 	}
 	return "x-" + hex.EncodeToString([]byte(repository)) + ".json"
+}
+
+// windowsDevice reports names Windows reserves for devices (CON, NUL, COM1, ...), with or
+// without an extension: a state file of that name would be written to the device.
+func windowsDevice(name string) bool {
+	base := strings.ToUpper(strings.SplitN(name, ".", 2)[0])
+	switch base {
+	case "CON", "PRN", "AUX", "NUL":
+		return true
+	}
+	return len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) && base[3] >= '0' && base[3] <= '9'
 }
 
 // Load implements verify.State.
@@ -95,4 +107,21 @@ func (s *DiskState) NewestTime() (time.Time, error) {
 // SaveNewestTime implements verify.State.
 func (s *DiskState) SaveNewestTime(t time.Time) error {
 	return writeFileAtomic(filepath.Join(s.dir, newestTimeFile), []byte(t.UTC().Format(time.RFC3339Nano)), 0o600)
+}
+
+// Lock implements verify.Locker: an exclusive lock on state/.lock, held by one
+// verification at a time across processes (the GUI, the CLI, scripts).
+func (s *DiskState) Lock() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		unlockFile(f)
+		f.Close()
+	}, nil
 }

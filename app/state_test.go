@@ -69,3 +69,44 @@ func TestDamagedStateSaysHowToRecover(t *testing.T) {
 		t.Fatalf("err = %v; want a damaged-state error with the next step", err)
 	}
 }
+
+func TestStateLockMakesVerificationsTakeTurns(t *testing.T) {
+	home := t.TempDir()
+	a, _ := NewDiskState(home)
+	b, _ := NewDiskState(home) // another process's view of the same home
+	var _ verify.Locker = a
+	unlock, err := a.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{})
+	go func() {
+		u, err := b.Lock()
+		if err == nil {
+			u()
+		}
+		close(got)
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second holder got the lock while the first held it")
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lock was not handed over after unlock")
+	}
+}
+
+func TestWindowsDeviceNamesAreEncoded(t *testing.T) {
+	for _, name := range []string{"CON", "nul", "com1", "LPT9.vendor"} {
+		if got := fileName(name); got[:2] != "x-" {
+			t.Errorf("fileName(%q) = %q; want it encoded", name, got)
+		}
+	}
+	if got := fileName("acme"); got != "acme.json" {
+		t.Errorf("fileName(acme) = %q", got)
+	}
+}

@@ -132,6 +132,21 @@ func (t *TrustStore) Add(name string, data []byte) error {
 	if _, err := os.Stat(t.path(name)); err == nil {
 		return fmt.Errorf("repository %q is already pinned; run `fieldflash trust remove %s` first if you really mean to replace its root", name, name)
 	}
+	// One repository, one pin: the remembered newest metadata that stops rollbacks is kept
+	// per pin, so the same root under a second name would start from nothing.
+	keys := rootKeys(data)
+	if id := sharedKey(keys, assets.DemoRoot); id != "" {
+		return fmt.Errorf("this is the demo root (root key %s): its keys are public, so it is trusted only in demo mode (`fieldflash demo`, `--demo`) and cannot be pinned", short(id))
+	}
+	pinned, err := t.Roots()
+	if err != nil {
+		return err
+	}
+	for _, p := range pinned {
+		if id := sharedKey(keys, p.Root); id != "" {
+			return fmt.Errorf("this root shares root key %s with repository %q, which is already pinned: it is the same repository, and bundles move it to newer roots by themselves; nothing to add", short(id), p.Name)
+		}
+	}
 	return writeFileAtomic(t.path(name), data, 0o600)
 }
 
@@ -212,4 +227,34 @@ func (t *TrustStore) Roots() ([]verify.PinnedRoot, error) {
 		return nil, err
 	}
 	return append(out, user...), nil
+}
+
+// rootKeys returns the key ids of a root's root role.
+func rootKeys(data []byte) map[string]bool {
+	root, err := metadata.Root().FromBytes(data)
+	if err != nil || root.Signed.Roles[metadata.ROOT] == nil {
+		return nil
+	}
+	ids := map[string]bool{}
+	for _, id := range root.Signed.Roles[metadata.ROOT].KeyIDs {
+		ids[id] = true
+	}
+	return ids
+}
+
+// sharedKey returns a root key id that keys and the root in other have in common.
+func sharedKey(keys map[string]bool, other []byte) string {
+	for id := range rootKeys(other) {
+		if keys[id] {
+			return id
+		}
+	}
+	return ""
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12] + "…"
+	}
+	return id
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/fieldflash/fieldflash/assets"
 )
 
 func testKey(name string) ed25519.PrivateKey {
@@ -93,5 +95,28 @@ func TestTrustRefusesNamesThatCouldEscape(t *testing.T) {
 	store, _ := OpenTrustStore(t.TempDir())
 	if err := store.Add("../evil", testRoot(t, "", true)); err == nil {
 		t.Fatal("accepted ../evil as a repository name")
+	}
+}
+
+func TestTrustRefusesTheSameRootUnderASecondName(t *testing.T) {
+	store, _ := OpenTrustStore(t.TempDir())
+	data := testRoot(t, "acme", true)
+	if err := store.Add("acme", data); err != nil {
+		t.Fatal(err)
+	}
+	err := store.Add("acme-again", data)
+	if err == nil || !strings.Contains(err.Error(), `"acme"`) {
+		t.Fatalf("second pin of the same root: %v; want a refusal naming the first", err)
+	}
+}
+
+func TestTrustRefusesToPinTheDemoRoot(t *testing.T) {
+	store, _ := OpenTrustStore(t.TempDir())
+	err := store.Add("fieldflash-demo", assets.DemoRoot)
+	if err == nil || !strings.Contains(err.Error(), "demo mode") {
+		t.Fatalf("pinning the demo root: %v; want a refusal", err)
+	}
+	if roots, _ := store.Roots(); len(roots) != 0 {
+		t.Fatalf("demo root pinned anyway: %v", roots)
 	}
 }

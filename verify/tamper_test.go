@@ -288,3 +288,31 @@ func TestTamperCorpusHasARowForEveryFile(t *testing.T) {
 		}
 	}
 }
+
+// A root pinned a second time under another name has no saved state of its own; it must
+// not accept what the first pin refuses as a rollback.
+func TestRootPinnedTwiceStillRefusesARollback(t *testing.T) {
+	root, err := os.ReadFile(filepath.Join("testdata", "root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := verify.NewMemoryState()
+	for _, order := range [][]string{{"acme", "acme-again"}, {"acme-again", "acme"}} {
+		opts := verify.Options{State: state, Now: func() time.Time { return corpusNow }}
+		for _, name := range order {
+			opts.Roots = append(opts.Roots, verify.PinnedRoot{Name: name, Root: root})
+		}
+		if order[0] == "acme" {
+			// Prime through the first pin only, as a machine that pinned the root once.
+			primeOpts := opts
+			primeOpts.Roots = opts.Roots[:1]
+			if _, err := verify.VerifyFile(filepath.Join("testdata", "prime_rollback_targets.fwb"), primeOpts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := verify.VerifyFile(filepath.Join("testdata", "fail_rollback_targets.fwb"), opts)
+		if verify.CodeOf(err) != verify.CodeRollback {
+			t.Fatalf("pins %v: err = %v; want the rollback refused", order, err)
+		}
+	}
+}

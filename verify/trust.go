@@ -131,11 +131,18 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 			"get the bundle from your vendor; if you trust this vendor, add its root to the trust store first",
 			"the bundle's root chain (%s) does not lead from any root pinned on this machine (pinned: %s)", versionsOf(md.Roots), pinned)
 	}
+	// A pinned root that already has saved state for this bundle's chain speaks first, and
+	// its refusal is final: the same root pinned again under another name has no saved state
+	// and would otherwise accept what the first one refused as a rollback.
+	sort.SliceStable(strict, func(i, j int) bool { return strict[i].saved != nil && strict[j].saved == nil })
 	var first error
 	for _, c := range append(strict, loose...) {
 		t, err := runTrust(md, c, now, ref, limits)
 		if err == nil {
 			return t, nil
+		}
+		if c.strict && c.saved != nil {
+			return nil, err
 		}
 		if !c.strict {
 			switch CodeOf(err) {
@@ -695,7 +702,8 @@ func (t *trust) expiryError(thing string, version int64, expires time.Time, save
 	}
 	if !t.now.After(expires) {
 		return errorf(CodeClockBackwards, thing,
-			"set the system clock to the right time; if it is right, ask the release team for a bundle signed after "+day(t.ref),
+			"set the system clock to the right time; if it is right, ask the release team for a bundle signed after "+day(t.ref)+
+				"; if this machine's clock was once set ahead by mistake, support can reset the newest trusted time ($FIELDFLASH_HOME/state/newest-time)",
 			"expires %s, which is before the newest time this machine trusted (%s) though after the system clock (%s): the clock went backwards",
 			day(expires), day(t.ref), day(t.now))
 	}

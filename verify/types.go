@@ -85,6 +85,12 @@ type State interface {
 	SaveNewestTime(t time.Time) error
 }
 
+// Locker is a State that can be held exclusively: VerifyFile holds it from the first read
+// of State to the last write, so concurrent verifications on one machine take turns.
+type Locker interface {
+	Lock() (unlock func(), err error)
+}
+
 // Options says what to verify against. Zero values are safe defaults.
 type Options struct {
 	Roots []PinnedRoot

@@ -42,6 +42,15 @@ func verifyFile(path string, opts Options) (*Verified, error) {
 	}
 	now = now.UTC()
 	limits := opts.Limits.WithDefaults()
+	// Two verifications at once (the GUI and a script) must not interleave their reads and
+	// writes of State: the later save could move the newest metadata back.
+	if l, ok := opts.State.(Locker); ok {
+		unlock, err := l.Lock()
+		if err != nil {
+			return nil, stateError("locking", "this machine", err)
+		}
+		defer unlock()
+	}
 
 	f, err := os.Open(path)
 	if err != nil {

@@ -49,7 +49,7 @@ func cmdFlash(e *env, args []string) int {
 	baud := fs.Int("baud", serial.DefaultBaud, "baud rate of the port")
 	target := fs.String("target", "", "the bundle's target to flash (default: the one that fits the device)")
 	jsonOut := fs.Bool("json", false, "write events and the result as JSON lines (for scripts)")
-	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles only)")
+	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles, virtual devices only)")
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
@@ -60,6 +60,12 @@ func cmdFlash(e *env, args []string) int {
 	if *protocol != "" && *protocol != "smp" && *protocol != "ymodem" {
 		fmt.Fprintf(e.stderr, "fieldflash flash: --protocol %q: use smp or ymodem\n", *protocol)
 		return exitUsage
+	}
+	if *demo {
+		if err := requireVirtualPort(*port); err != nil {
+			fmt.Fprintln(e.stderr, "✘ refused:", err)
+			return exitRefused
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -374,6 +380,11 @@ func outcomeExit(ctx context.Context, o *flasher.Outcome, err error) int {
 		return exitOK
 	}
 	code := flasher.CodeOf(err)
+	if code == flasher.CodeJournal {
+		// The journal could not be written ($FIELDFLASH_HOME full or read-only): fix that
+		// first; the engine stops rather than flash without a way to resume.
+		return exitEnv
+	}
 	switch o.Result {
 	case flasher.ResultInterrupted:
 		if code == flasher.CodeCancelled || ctx.Err() != nil {

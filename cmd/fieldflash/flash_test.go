@@ -172,7 +172,7 @@ func TestCtrlCInTheMiddleOfAFlashThenTheSameCommandResumes(t *testing.T) {
 	if ev := lastLine(t, first.String()); ev.Outcome == nil || ev.Outcome.Result != "interrupted" {
 		t.Fatalf("interrupted flash: %+v", ev)
 	}
-	journals, _ := filepath.Glob(filepath.Join(home, "journal", "*.json"))
+	journals, _ := filepath.Glob(filepath.Join(home, "demo", "journal", "*.json"))
 	if len(journals) != 1 {
 		t.Fatalf("journals after the interruption: %v", journals)
 	}
@@ -230,9 +230,20 @@ func fileSum(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
+// vendorBundle pins the tamper corpus's root in home and returns a good bundle signed by
+// it: a stand-in for a vendor's release, for tests about ports rather than bundles.
+func vendorBundle(t *testing.T, home string) string {
+	t.Helper()
+	if r := fieldflash(t, home, "", "trust", "add", corpus+"root.json", "--name", "acme", "--yes"); r.code != exitOK {
+		t.Fatalf("trust add: %d %s", r.code, r.stderr)
+	}
+	return corpus + "good_basic.fwb"
+}
+
 func TestFlashOnAPortThatDoesNotExistIsAnEnvironmentError(t *testing.T) {
 	t.Parallel()
-	r := fieldflash(t, t.TempDir(), "", "flash", demoBundle(t), "--port", "/dev/ttyNOPE9", "--demo", "--protocol", "smp")
+	home := t.TempDir()
+	r := fieldflash(t, home, "", "flash", vendorBundle(t, home), "--port", "/dev/ttyNOPE9", "--protocol", "smp")
 	if r.code != exitEnv || !strings.Contains(r.stderr, "/dev/ttyNOPE9") {
 		t.Fatalf("exit %d, want %d\n%s", r.code, exitEnv, r.stderr)
 	}
@@ -264,9 +275,34 @@ func TestRecoverOnASilentPortSaysWhichButtonToHold(t *testing.T) {
 		}
 	}
 	// flash on the same port says the same next step, and exits 4 too.
-	r = fieldflash(t, t.TempDir(), "", "flash", demoBundle(t), "--port", port, "--demo", "--protocol", "smp")
+	home := t.TempDir()
+	r = fieldflash(t, home, "", "flash", vendorBundle(t, home), "--port", port, "--protocol", "smp")
 	if r.code != exitDevice || !strings.Contains(r.stderr, "BOOT") {
 		t.Fatalf("flash on a silent port: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// Demo keys are public: a demo bundle goes onto virtual devices only, never real hardware.
+func TestDemoBundleIsRefusedForARealPort(t *testing.T) {
+	t.Parallel()
+	port := silentPort(t)
+	for _, cmd := range []string{"flash", "recover"} {
+		args := []string{cmd, demoBundle(t), "--port", port, "--demo", "--protocol", "smp"}
+		if cmd == "recover" {
+			args = []string{cmd, "--port", port, demoBundle(t), "--demo", "--protocol", "smp"}
+		}
+		r := fieldflash(t, t.TempDir(), "", args...)
+		if r.code != exitRefused || !strings.Contains(r.stderr, "virtual devices") {
+			t.Errorf("%s --demo on a real port: exit %d\n%s", cmd, r.code, r.stderr)
+		}
+	}
+	home := t.TempDir()
+	if r := fieldflash(t, home, "", "trust", "add", "../../assets/demo/root.json", "--yes"); r.code != exitRefused || !strings.Contains(r.stderr, "demo mode") {
+		t.Errorf("pinning the demo root: exit %d\n%s", r.code, r.stderr)
+	}
+	r := fieldflash(t, home, "", "verify", demoBundle(t))
+	if r.code != exitRefused || !strings.Contains(r.stderr, "demo mode") {
+		t.Errorf("demo bundle outside demo mode: exit %d, want a refusal that names demo mode\n%s", r.code, r.stderr)
 	}
 }
 

@@ -42,7 +42,7 @@ func cmdRecover(e *env, args []string) int {
 	hardware := fs.String("hardware", "", "the device's hardware id, for bootloaders that do not report it")
 	target := fs.String("target", "", "the bundle's target to flash (default: the one for the hardware id)")
 	jsonOut := fs.Bool("json", false, "write the state (and events) as JSON lines")
-	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles only)")
+	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles, virtual devices only)")
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
@@ -67,6 +67,12 @@ func cmdRecover(e *env, args []string) int {
 	var s *services
 	if fs.NArg() == 1 {
 		var err error
+		if *demo {
+			if err := requireVirtualPort(*port); err != nil {
+				fmt.Fprintln(e.stderr, "✘ refused:", err)
+				return exitRefused
+			}
+		}
 		if s, err = openServices(*demo); err != nil {
 			return reportEnv(e, *jsonOut, err)
 		}

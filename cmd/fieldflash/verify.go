@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/fieldflash/fieldflash/app"
+	"github.com/fieldflash/fieldflash/transports"
 	"github.com/fieldflash/fieldflash/verify"
 )
 
@@ -98,10 +100,6 @@ func openServices(demo bool) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := app.NewDiskState(home)
-	if err != nil {
-		return nil, err
-	}
 	ts, err := app.OpenTrustStore(home)
 	if err != nil {
 		return nil, err
@@ -110,10 +108,36 @@ func openServices(demo bool) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The demo root is always offered: verify trusts it only in demo mode, and outside it
+	// says so instead of "not pinned".
+	roots = append(roots, demoRoot())
+	// Demo runs keep their state and journals apart, so playing with the demo never moves
+	// the state that guards real bundles.
+	work := home
 	if demo {
-		roots = append(roots, demoRoot())
+		work = filepath.Join(home, "demo")
 	}
-	return &services{home: home, state: st, roots: roots, demo: demo}, nil
+	st, err := app.NewDiskState(work)
+	if err != nil {
+		return nil, err
+	}
+	return &services{home: work, state: st, roots: roots, demo: demo}, nil
+}
+
+// requireVirtualPort refuses to flash a demo bundle anywhere but onto a virtual device:
+// the demo keys are public, so a demo bundle says nothing about what is safe for hardware.
+func requireVirtualPort(port string) error {
+	ports, err := transports.List()
+	if err != nil {
+		return err
+	}
+	want := resolvePath(port)
+	for _, p := range ports {
+		if p.Virtual && resolvePath(p.Path) == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("--demo flashes only virtual devices (`fieldflash sim`), and %s is not one: demo bundles are signed with public demo keys; use a bundle from your vendor for real hardware", port)
 }
 
 func (s *services) apply(o *verify.Options) {
