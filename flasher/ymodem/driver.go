@@ -81,6 +81,10 @@ func (d *Driver) Identify(ctx context.Context) (*flasher.Identity, error) {
 		return nil, fmt.Errorf("ymodem: identifying the bootloader: %w; check the cable and that the device is in its bootloader", err)
 	}
 	deadline := time.Now().Add(d.opt.IdentifyTimeout)
+	// The newline goes again every quarter of the wait: a line fault may have dropped it,
+	// or the bootloader was still busy with the end of an earlier transfer.
+	every := d.opt.IdentifyTimeout / 4
+	resend := time.Now().Add(every)
 	asked := false
 	defer func() {
 		// The 'C' we read is the bootloader's request for a file, which it may not repeat
@@ -90,10 +94,25 @@ func (d *Driver) Identify(ctx context.Context) (*flasher.Identity, error) {
 		}
 	}()
 	for {
-		line, err := d.link.ReadLine(ctx, deadline, 512)
-		if strings.Trim(line, "C") == "" && line != "" {
+		until := resend
+		if deadline.Before(until) {
+			until = deadline
+		}
+		line, err := d.link.ReadLine(ctx, until, 512)
+		onlyC := line != "" && strings.Trim(line, "C") == ""
+		if onlyC {
 			id.Mode = flasher.ModeBootloader // something asks for a file: a bootloader
 			asked = true
+		}
+		if errors.Is(err, ErrTimeout) && time.Now().Before(deadline) {
+			if line != "" && !onlyC {
+				d.link.Unread([]byte(line)) // a banner on its way: keep its start
+			}
+			if _, err := d.link.Write([]byte("\r\n")); err != nil {
+				return nil, fmt.Errorf("ymodem: identifying the bootloader: %w; check the cable and that the device is in its bootloader", err)
+			}
+			resend = time.Now().Add(every)
+			continue
 		}
 		if err != nil {
 			if errors.Is(err, ErrTimeout) {
@@ -170,14 +189,59 @@ func (d *Driver) Write(ctx context.Context, img *flasher.Image, from int64, prog
 	opt := d.opt.Send
 	opt.Progress = progress
 	acked, err := Send(ctx, d.link, []File{{Name: name, Size: img.Size, Data: img.Data}}, opt)
-	if err != nil {
-		next := "check the cable and that the device is in its bootloader, then flash again"
-		if errors.Is(err, ErrCancelled) {
-			next = "the bootloader refused the image (too large, wrong device or older than the one it holds?); see its verdict on the console"
-		}
-		return acked, fmt.Errorf("ymodem: image %s: %w; %s", img.Name, err, next)
+	if err == nil {
+		return acked, nil
 	}
-	return acked, nil
+	if !errors.Is(err, ErrCancelled) || ctx.Err() != nil {
+		return acked, fmt.Errorf("ymodem: image %s: %w; check the cable and that the device is in its bootloader, then flash again", img.Name, err)
+	}
+	// The bootloader cancelled. Whether that was the line or a refusal of the image, its
+	// verdict says (cause=line or cause=image); without one, where the cancel came does.
+	line := errors.Is(err, ErrCancelledInData)
+	said := ""
+	if v, ok := d.cancelVerdict(ctx); ok {
+		said = "; the bootloader says: " + v.reason
+		switch v.cause {
+		case causeLine:
+			line = true
+		case "":
+		default:
+			line = false
+		}
+	}
+	if line {
+		return acked, &lineError{fmt.Errorf("ymodem: image %s: %w%s; the bootloader gave up on the line, flash again (the engine retries by itself)", img.Name, err, said)}
+	}
+	return acked, fmt.Errorf("ymodem: image %s: %w%s; the bootloader refused the image (too large, wrong device or older than the one it holds?); see its verdict on the console", img.Name, err, said)
+}
+
+// lineError is a transfer the bootloader cancelled because of the line: worth a retry
+// (flasher.IsTransient).
+type lineError struct{ error }
+
+func (e *lineError) Transient() bool { return true }
+func (e *lineError) Unwrap() error   { return e.error }
+
+// cancelVerdict reads the verdict a bootloader that follows the line conventions prints
+// right after it cancels.
+func (d *Driver) cancelVerdict(ctx context.Context) (verdict, bool) {
+	if !d.banner {
+		return verdict{}, false
+	}
+	deadline := time.Now().Add(d.opt.VerdictTimeout)
+	for {
+		line, err := d.link.ReadLine(ctx, deadline, 512)
+		if err != nil {
+			return verdict{}, false
+		}
+		if i := strings.Index(line, VerdictPrefix); i >= 0 {
+			// Put it back for Check, which a caller may ask for the reason; the next
+			// transfer skips it while it waits for the bootloader's 'C'.
+			d.link.Unread([]byte("\r\n" + line + "\r\n"))
+			v := parseVerdict(line[i+len(VerdictPrefix):])
+			return v, !v.ok
+		}
+	}
 }
 
 // Check reads the verdict line the bootloader prints after the batch and compares its size
@@ -211,16 +275,28 @@ func (d *Driver) Check(ctx context.Context, img *flasher.Image) error {
 
 type verdict struct {
 	ok     bool
+	cause  string // of a failure: causeLine, causeImage or "" (not said)
 	reason string
 	size   int64
 	sha256 [32]byte
 }
 
+// Causes a failed verdict may give (docs/protocols.md § YMODEM).
+const (
+	causeLine  = "line"  // the bootloader gave up on the line: flash again
+	causeImage = "image" // it refuses the image: flashing it again changes nothing
+)
+
 func parseVerdict(s string) verdict {
 	var v verdict
 	word, rest, _ := strings.Cut(strings.TrimSpace(s), " ")
 	if word != "ok" {
-		_, reason, _ := strings.Cut(rest, "reason=")
+		before, reason, _ := strings.Cut(rest, "reason=")
+		for _, f := range strings.Fields(before) {
+			if c, ok := strings.CutPrefix(f, "cause="); ok {
+				v.cause = c
+			}
+		}
 		v.reason = strings.TrimSpace(reason)
 		if v.reason == "" {
 			v.reason = "no reason given"

@@ -189,23 +189,54 @@ func (l *Link) Discard() {
 }
 
 // purge drops input until the line has been quiet for quiet (or until deadline), as a
-// receiver does after a damaged block so the sender's retransmission starts clean.
-func (l *Link) purge(ctx context.Context, quiet time.Duration, deadline time.Time) error {
+// receiver does after a damaged block so the sender's retransmission starts clean. It
+// returns what it dropped, so the receiver can look for a cancel in it: a sender that
+// gives up while the receiver purges says nothing after its CAN CAN.
+func (l *Link) purge(ctx context.Context, quiet time.Duration, deadline time.Time) ([]byte, error) {
+	var dropped []byte
 	p := make([]byte, 1024)
 	for {
 		d := time.Now().Add(quiet)
 		if !deadline.IsZero() && deadline.Before(d) {
 			d = deadline
 		}
-		_, err := l.ReadContext(ctx, p, d)
+		n, err := l.ReadContext(ctx, p, d)
 		if errors.Is(err, ErrTimeout) {
-			return nil
+			return dropped, nil
 		}
 		if err != nil {
-			return err
+			return dropped, err
 		}
+		dropped = append(dropped, p[:n]...)
 		if !deadline.IsZero() && time.Now().After(deadline) {
-			return nil
+			return dropped, nil
 		}
 	}
+}
+
+// findCancel looks for a sender's cancel in the bytes of a damaged block: a run of CANs
+// (then perhaps the backspaces lrzsz sends after them) that is at least 4 long, or at
+// least 2 long at the very end, where the line went quiet after it. Random damage makes
+// either about once in 10^7 damaged blocks. It returns what followed the cancel: the
+// start of whatever came next (a new session's identify line), to be read again.
+func findCancel(p []byte) (rest []byte, ok bool) {
+	for i := 0; i < len(p); {
+		if p[i] != CAN {
+			i++
+			continue
+		}
+		j := i
+		for j < len(p) && p[j] == CAN {
+			j++
+		}
+		k := j
+		for k < len(p) && p[k] == 8 {
+			k++
+		}
+		if run := j - i; run >= 4 || run >= 2 && k == len(p) {
+			return p[k:], true
+		}
+		i = j
+	}
+	return nil, false
 }

@@ -28,8 +28,31 @@ const (
 // ErrCancelled is returned when the other side sent CAN CAN.
 var ErrCancelled = errors.New("the other side cancelled the transfer (CAN CAN)")
 
+// ErrCancelledInData is ErrCancelled (errors.Is matches both) in answer to a data block.
+// A receiver refuses a file at its header (name, size), when asked for the data, or at
+// its end (the image check); a cancel in the middle of the data is a receiver that gave
+// up on the line, so the sender may count it as a link fault when the receiver says no
+// more (see Driver.Write).
+var ErrCancelledInData error = cancelledInData{}
+
+type cancelledInData struct{}
+
+func (cancelledInData) Error() string {
+	return "the other side cancelled the transfer (CAN CAN) in the middle of the data"
+}
+func (cancelledInData) Is(target error) bool { return target == ErrCancelled }
+
 // ErrAborted wraps the reason a side gave up and cancelled the transfer itself.
 var ErrAborted = errors.New("transfer aborted")
+
+// ErrLineFault is wrapped (with ErrAborted) when the receiver gave up because of the line:
+// too many damaged or missing blocks, a block out of order, an end of file before the
+// declared size. Running the transfer again can succeed, unlike a refusal of the file.
+var ErrLineFault = errors.New("the line damaged the transfer")
+
+// ErrNoBatch is returned by Receive with ReceiveOptions.Resync when the block start it
+// was handed was not followed by a header: a stray byte, not a sender starting a batch.
+var ErrNoBatch = errors.New("no batch started: the block start was not followed by a header")
 
 // crc16 is CRC-16/XMODEM (poly 0x1021, init 0), as YMODEM's CRC mode sends it.
 func crc16(p []byte) uint16 {

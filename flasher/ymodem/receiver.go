@@ -40,6 +40,13 @@ type ReceiveOptions struct {
 	// Started says the caller already read the sender's first block start and put it
 	// back (Link.Unread): do not ask with 'C' first.
 	Started bool
+	// Resync, with Started, is for an idle receiver that saw a block start it did not ask
+	// for: the byte may be the tail of a block still on the line from a sender that
+	// stopped (killed, or cancelled by this receiver). Unless a header (block 0) follows
+	// with no gap of Resync between its bytes, Receive drops input until the line has
+	// been quiet for Resync and returns ErrNoBatch without sending anything, so the
+	// caller goes back to idle at once instead of asking for a header for a minute.
+	Resync time.Duration
 }
 
 func (o *ReceiveOptions) defaults() {
@@ -101,14 +108,11 @@ func (r *receiver) batch(ctx context.Context) ([]Header, error) {
 	ask := !r.opt.Started
 	afterFile := false
 	for {
-		h, end, err := r.header(ctx, ask, afterFile)
+		h, w, end, err := r.header(ctx, ask, afterFile, !afterFile && r.opt.Started && r.opt.Resync > 0, len(files))
 		if err != nil || end {
 			return files, err
 		}
-		if len(files) >= r.opt.MaxFiles {
-			return files, fmt.Errorf("%w: more than %d files in one batch", ErrAborted, r.opt.MaxFiles)
-		}
-		if err := r.file(ctx, h); err != nil {
+		if err := r.file(ctx, h, w); err != nil {
 			return files, fmt.Errorf("file %q: %w", h.Name, err)
 		}
 		files = append(files, h)
@@ -116,70 +120,92 @@ func (r *receiver) batch(ctx context.Context) ([]Header, error) {
 	}
 }
 
-// header waits for block 0, asking with 'C', and acknowledges it.
-func (r *receiver) header(ctx context.Context, ask, afterFile bool) (h Header, end bool, err error) {
+// header waits for block 0, asking with 'C', hands it to the sink and acknowledges it.
+// The sink sees the header before the acknowledgement, so a file it refuses is cancelled
+// in answer to its header, never in the middle of its data: a sender can tell a refusal
+// from a receiver that gave up on the line.
+func (r *receiver) header(ctx context.Context, ask, afterFile, resync bool, stored int) (h Header, w io.Writer, end bool, err error) {
+	if resync {
+		kind, num, data, err := r.read(ctx, time.Now().Add(r.opt.Resync), r.opt.Resync)
+		if err != nil {
+			return h, nil, false, err
+		}
+		if kind == kindCancel {
+			return h, nil, false, ErrNoBatch // the old sender's last words; what follows is new
+		}
+		if kind != kindData || num != 0 {
+			if _, err := r.link.purge(ctx, r.opt.Resync, time.Now().Add(r.opt.BlockTimeout)); err != nil {
+				return h, nil, false, err
+			}
+			return h, nil, false, ErrNoBatch
+		}
+		r.link.Unread(r.frame(num, data))
+	}
 	for try := 0; ; try++ {
 		if try >= r.opt.StartTries {
-			return h, false, fmt.Errorf("%w: no header after %d requests", ErrTimeout, try)
+			return h, nil, false, fmt.Errorf("%w: no header after %d requests", ErrTimeout, try)
 		}
 		if ask {
 			if _, err := r.link.Write([]byte{CRC}); err != nil {
-				return h, false, err
+				return h, nil, false, err
 			}
 		}
 		ask = true
-		kind, num, data, err := r.read(ctx, time.Now().Add(r.opt.StartTimeout))
+		kind, num, data, err := r.read(ctx, time.Now().Add(r.opt.StartTimeout), r.opt.ByteTimeout)
 		if err != nil {
-			return h, false, err
+			return h, nil, false, err
 		}
 		switch kind {
 		case kindCancel:
-			return h, false, ErrCancelled
+			return h, nil, false, ErrCancelled
 		case kindTimeout, kindBad:
 			continue // lrzsz answers a bad header with another 'C'
 		case kindEOT:
 			if afterFile {
 				// Our ACK of the last EOT was lost; the sender repeats it.
 				if _, err := r.link.Write([]byte{ACK}); err != nil {
-					return h, false, err
+					return h, nil, false, err
 				}
 			}
 			continue
 		}
 		if num != 0 {
-			return h, false, fmt.Errorf("%w: expected header block 0, got block %d", ErrAborted, num)
+			return h, nil, false, fmt.Errorf("%w: %w: expected header block 0, got block %d", ErrAborted, ErrLineFault, num)
 		}
 		if data[0] == 0 {
 			_, err := r.link.Write([]byte{ACK})
-			return h, true, err
+			return h, nil, true, err
 		}
 		h, err := parseHeader(data)
 		if err != nil {
-			return h, false, fmt.Errorf("%w: header: %v", ErrAborted, err)
+			return h, nil, false, fmt.Errorf("%w: header: %v", ErrAborted, err)
 		}
 		if h.Size > r.opt.MaxSize {
-			return h, false, fmt.Errorf("%w: file %q of %d bytes exceeds the limit of %d bytes", ErrAborted, h.Name, h.Size, r.opt.MaxSize)
+			return h, nil, false, fmt.Errorf("%w: file %q of %d bytes exceeds the limit of %d bytes", ErrAborted, h.Name, h.Size, r.opt.MaxSize)
+		}
+		if stored >= r.opt.MaxFiles {
+			return h, nil, false, fmt.Errorf("%w: more than %d files in one batch", ErrAborted, r.opt.MaxFiles)
+		}
+		w, err := r.sink.Begin(h)
+		if err != nil {
+			return h, nil, false, fmt.Errorf("file %q: %w: refused: %v", h.Name, ErrAborted, err)
 		}
 		if _, err := r.link.Write([]byte{ACK, CRC}); err != nil {
-			return h, false, err
+			return h, nil, false, err
 		}
-		return h, false, nil
+		return h, w, false, nil
 	}
 }
 
-func (r *receiver) file(ctx context.Context, h Header) error {
-	w, err := r.sink.Begin(h)
-	if err != nil {
-		return fmt.Errorf("%w: refused: %v", ErrAborted, err)
-	}
+func (r *receiver) file(ctx context.Context, h Header, w io.Writer) error {
 	var got int64
 	expect := 1
 	errs, eots := 0, 0
 	for {
 		if errs > r.opt.Retries {
-			return fmt.Errorf("%w: %d bad blocks in a row at block %d", ErrAborted, errs, expect)
+			return fmt.Errorf("%w: %w: %d bad blocks in a row at block %d", ErrAborted, ErrLineFault, errs, expect)
 		}
-		kind, num, data, err := r.read(ctx, time.Now().Add(r.opt.BlockTimeout))
+		kind, num, data, err := r.read(ctx, time.Now().Add(r.opt.BlockTimeout), r.opt.ByteTimeout)
 		if err != nil {
 			return err
 		}
@@ -203,7 +229,7 @@ func (r *receiver) file(ctx context.Context, h Header) error {
 				continue
 			}
 			if h.Size >= 0 && got < h.Size {
-				return fmt.Errorf("%w: file ended at byte %d of %d", ErrAborted, got, h.Size)
+				return fmt.Errorf("%w: %w: file ended at byte %d of %d", ErrAborted, ErrLineFault, got, h.Size)
 			}
 			if err := r.sink.End(h, got); err != nil {
 				return fmt.Errorf("%w: %v", ErrAborted, err)
@@ -227,7 +253,7 @@ func (r *receiver) file(ctx context.Context, h Header) error {
 			continue
 		case expect & 0xFF:
 		default:
-			return fmt.Errorf("%w: block %d out of order, expected block %d", ErrAborted, num, expect&0xFF)
+			return fmt.Errorf("%w: %w: block %d out of order, expected block %d", ErrAborted, ErrLineFault, num, expect&0xFF)
 		}
 		keep := int64(len(data))
 		if h.Size >= 0 {
@@ -251,8 +277,11 @@ func (r *receiver) file(ctx context.Context, h Header) error {
 }
 
 // read reads one block (or EOT, or CAN CAN). Bytes that start nothing are skipped until
-// deadline. After a damaged block the line is purged, so the retransmission starts clean.
-func (r *receiver) read(ctx context.Context, deadline time.Time) (kind, num int, data []byte, err error) {
+// deadline; inside a block, a silence of byteTimeout makes it damaged. After a damaged
+// block the line is purged, so the retransmission starts clean. A cancel that arrives
+// inside a block cut short, or while purging, is a cancel: the sender that sent it says
+// nothing more.
+func (r *receiver) read(ctx context.Context, deadline time.Time, byteTimeout time.Duration) (kind, num int, data []byte, err error) {
 	cans := 0
 	for {
 		b, err := r.link.ReadByteContext(ctx, deadline)
@@ -280,34 +309,64 @@ func (r *receiver) read(ctx context.Context, deadline time.Time) (kind, num int,
 			continue
 		}
 		p := r.buf[:2+n+2]
-		if err := r.readIdle(ctx, p); err != nil {
+		if got, err := r.readIdle(ctx, p, byteTimeout); err != nil {
 			if errors.Is(err, ErrTimeout) {
-				return kindBad, 0, nil, nil
+				return r.damaged(p[:got]), 0, nil, nil
 			}
 			return 0, 0, nil, err
 		}
 		data = p[2 : 2+n]
 		if p[0] != ^p[1] || crc16(data) != uint16(p[2+n])<<8|uint16(p[3+n]) {
-			if err := r.link.purge(ctx, 30*time.Millisecond, time.Now().Add(r.opt.BlockTimeout)); err != nil {
+			dropped, err := r.link.purge(ctx, 30*time.Millisecond, time.Now().Add(r.opt.BlockTimeout))
+			if err != nil {
 				return 0, 0, nil, err
 			}
-			return kindBad, 0, nil, nil
+			return r.damaged(append(bytes.Clone(p), dropped...)), 0, nil, nil
 		}
 		return kindData, int(p[0]), data, nil
 	}
 }
 
-// readIdle fills p, giving up when the line is silent for ByteTimeout: a block takes
-// about a second at 9600 baud, so one deadline for all of it would not fit every speed.
-func (r *receiver) readIdle(ctx context.Context, p []byte) error {
-	for len(p) > 0 {
-		n, err := r.link.ReadContext(ctx, p, time.Now().Add(r.opt.ByteTimeout))
-		if err != nil {
-			return err
-		}
-		p = p[n:]
+// damaged judges a block that came short or garbled, given all its bytes: kindBad, or
+// kindCancel when the sender cancelled inside it (its CANs became block bytes). What came
+// after the cancel is put back for whoever reads the line next.
+func (r *receiver) damaged(p []byte) int {
+	rest, ok := findCancel(p)
+	if !ok {
+		return kindBad
 	}
-	return nil
+	if len(rest) > 0 {
+		r.link.Unread(rest)
+	}
+	return kindCancel
+}
+
+// readIdle fills p, giving up when the line is silent for idle: a block takes about a
+// second at 9600 baud, so one deadline for all of it would not fit every speed. It
+// returns how many bytes it read.
+func (r *receiver) readIdle(ctx context.Context, p []byte, idle time.Duration) (int, error) {
+	got := 0
+	for got < len(p) {
+		n, err := r.link.ReadContext(ctx, p[got:], time.Now().Add(idle))
+		if err != nil {
+			return got, err
+		}
+		got += n
+	}
+	return got, nil
+}
+
+// frame rebuilds a block as it came on the line, to hand it back to the link.
+func (r *receiver) frame(num int, data []byte) []byte {
+	f := make([]byte, 0, 3+len(data)+2)
+	start := SOH
+	if len(data) == 1024 {
+		start = STX
+	}
+	crc := crc16(data)
+	f = append(f, start, byte(num), ^byte(num))
+	f = append(f, data...)
+	return append(f, byte(crc>>8), byte(crc))
 }
 
 // parseHeader reads "name\0size mtime mode ..." as lrzsz writes it; fields after the

@@ -181,6 +181,8 @@ func (s *sender) block(ctx context.Context, num int, data []byte, retries int) e
 			reason = "refused (NAK)"
 		case errors.Is(err, ErrTimeout):
 			reason = "no answer in " + s.opt.BlockTimeout.String()
+		case num > 0 && errors.Is(err, ErrCancelled):
+			return fmt.Errorf("block %d: %w", num, ErrCancelledInData)
 		default:
 			return fmt.Errorf("block %d: %w", num, err)
 		}

@@ -147,7 +147,7 @@ type verdict struct {
 	bricked     bool
 	violation   error
 	struck      map[string]int
-	powerCycles int // by the technician, after the app found no device twice
+	powerCycles int // times the app found no device twice in a row (a technician would power-cycle it)
 }
 
 // deaf says an attempt found no device to talk to.
@@ -241,8 +241,8 @@ func runOne(ctx context.Context, base string, s scenario) (v verdict) {
 		if ctx.Err() != nil {
 			return fail("the campaign was stopped")
 		}
-		// Two runs in a row that found no device to talk to: the technician follows the
-		// app's hint and power-cycles it.
+		// Two runs in a row that found no device to talk to would send the technician to
+		// power-cycle it. Nobody does here: a device that stays deaf does not complete.
 		if deaf(res.summary) {
 			silent++
 		} else {
@@ -251,10 +251,6 @@ func runOne(ctx context.Context, base string, s scenario) (v verdict) {
 		if silent >= 2 {
 			silent = 0
 			v.powerCycles++
-			if err := f.powerCycle(); err != nil {
-				v.bricked = true
-				return fail("after attempt %d the device does not power on: %v", attempt, err)
-			}
 		}
 		// Whatever the app does next, the device must boot now.
 		f.quiet()
@@ -609,7 +605,7 @@ func TestFaultCampaign(t *testing.T) {
 		}
 		if v.powerCycles > 0 {
 			cycled++
-			t.Logf("%v: the technician power-cycled the device %d times (the app found no device twice in a row): %s", v.s, v.powerCycles, strings.Join(v.attempts, "; "))
+			t.Logf("%v: the app found no device twice in a row %d times (a technician would power-cycle it): %s", v.s, v.powerCycles, strings.Join(v.attempts, "; "))
 		}
 		if v.violation != nil {
 			failed++

@@ -400,21 +400,6 @@ func (f *field) powerCycleSMP() error {
 	return f.link.Reconnect()
 }
 
-// powerCycle is the technician following the app's hint: unplug the device's power and
-// plug it back in.
-func (f *field) powerCycle() error {
-	if f.cfg.protocol == "smp" {
-		return f.powerCycleSMP()
-	}
-	f.genMu.Lock()
-	defer f.genMu.Unlock()
-	f.powerOn = true
-	if f.genCancel != nil {
-		f.genCancel()
-	}
-	return nil
-}
-
 // cutPowerAt cuts the SMP device's power after n more bytes of flash writes, and powers it
 // back on as soon as the cut struck. It returns a function that stops watching and says
 // whether the cut struck.

@@ -305,3 +305,21 @@ func copyFile(t testing.TB, from, to string) {
 	}
 	dst.Close()
 }
+
+// A device whose power was cut confirms nothing: ConfirmPrimary on a factory-flashed
+// primary (no boot magic, nothing to write) must still fail like every other operation,
+// or the engine would believe a dead device made its image permanent.
+func TestConfirmFailsAfterPowerCut(t *testing.T) {
+	f := newDevice(t, filepath.Join(t.TempDir(), "flash.bin"), readVector(t, "unsigned-hash-only.bin"))
+	defer f.Close()
+	if tr := f.Trailer(flash.Primary); tr.Magic {
+		t.Fatalf("factory primary has boot magic: %+v", tr)
+	}
+	f.CutPowerAfter(0)
+	if err := f.EraseSlot(flash.Secondary); !errors.Is(err, flash.ErrPowerCut) {
+		t.Fatalf("erase at the cut: %v, want ErrPowerCut", err)
+	}
+	if err := f.ConfirmPrimary(); !errors.Is(err, flash.ErrPowerCut) {
+		t.Fatalf("confirm after the power cut: %v, want ErrPowerCut", err)
+	}
+}

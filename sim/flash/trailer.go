@@ -115,9 +115,14 @@ func (f *Flash) RequestSwap(permanent bool) error {
 
 // ConfirmPrimary sets image_ok on the running image so the next boot keeps it. A primary
 // without boot magic (flashed in the factory or by serial recovery) is already permanent.
+// After a power cut it fails even when there is nothing to write: a device without power
+// confirms nothing.
 func (f *Flash) ConfirmPrimary() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.dead {
+		return ErrPowerCut
+	}
 	t := f.trailerLocked(Primary)
 	if !t.Magic || t.ImageOK {
 		return nil

@@ -161,11 +161,15 @@ func (d *Device) Serve(ctx context.Context, rw io.ReadWriter) error {
 		switch {
 		case b == ymodem.SOH || b == ymodem.STX:
 			link.Unread([]byte{b})
-			if err := d.receive(ctx, link); err != nil {
+			batch, err := d.receive(ctx, link)
+			if err != nil {
 				return err
 			}
 			line = line[:0]
 			next = time.Now().Add(d.cfg.CInterval)
+			if !batch {
+				next = time.Now() // resynchronised: ask a waiting sender at once
+			}
 		case b == '\r' || b == '\n':
 			if err := d.command(link, strings.TrimSpace(string(line))); err != nil {
 				return err
@@ -209,21 +213,38 @@ func orDash(s string) string {
 	return s
 }
 
-// receive takes one batch and prints the verdict. It returns an error only when the link
-// is gone; a failed transfer is the verdict.
-func (d *Device) receive(ctx context.Context, link *ymodem.Link) error {
+// resyncQuiet is how long a block that a stray byte seemed to start may pause between
+// bytes, and how long the line must then stay quiet before the device is idle again. A
+// sender writes a block in one go; the tail of a block from a sender that stopped (killed,
+// or cancelled after a damaged block) is followed by silence.
+const resyncQuiet = 100 * time.Millisecond
+
+// receive takes one batch and prints the verdict. It reports whether a batch started at
+// all: a block start not followed by a header is the tail of an old block, which the
+// device drops without a verdict. It returns an error only when the link is gone; a
+// failed transfer is the verdict.
+func (d *Device) receive(ctx context.Context, link *ymodem.Link) (batch bool, err error) {
 	st := &staging{dev: d}
-	_, err := ymodem.Receive(ctx, link, st, ymodem.ReceiveOptions{
-		MaxSize: d.cfg.MaxImage, MaxFiles: 1, Started: true,
+	_, err = ymodem.Receive(ctx, link, st, ymodem.ReceiveOptions{
+		MaxSize: d.cfg.MaxImage, MaxFiles: 1, Started: true, Resync: resyncQuiet,
 	})
 	st.discard()
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return true, ctx.Err()
+	}
+	if errors.Is(err, ymodem.ErrNoBatch) {
+		return false, nil
 	}
 	var verdict string
 	switch {
 	case err != nil && !st.committed:
-		verdict = "fail reason=" + strings.ReplaceAll(err.Error(), "\n", " ")
+		// cause=line tells the sender that flashing again can work; any other failure
+		// is the image (too large, not whole, refused by Inspect or anti-rollback).
+		cause := "image"
+		if errors.Is(err, ymodem.ErrLineFault) || errors.Is(err, ymodem.ErrTimeout) || errors.Is(err, ymodem.ErrCancelled) {
+			cause = "line"
+		}
+		verdict = "fail cause=" + cause + " reason=" + strings.ReplaceAll(err.Error(), "\n", " ")
 	case st.committed:
 		verdict = fmt.Sprintf("ok size=%d sha256=%x", st.size, st.hash.Sum(nil))
 	default:
@@ -231,13 +252,13 @@ func (d *Device) receive(ctx context.Context, link *ymodem.Link) error {
 	}
 	_, werr := io.WriteString(link, "\r\n"+ymodem.VerdictPrefix+verdict+"\r\n")
 	if werr != nil {
-		return werr
+		return true, werr
 	}
 	if err != nil && !errors.Is(err, ymodem.ErrAborted) && !errors.Is(err, ymodem.ErrCancelled) &&
 		!errors.Is(err, ymodem.ErrTimeout) {
-		return err // the stream itself failed: the cable is gone
+		return true, err // the stream itself failed: the cable is gone
 	}
-	return nil
+	return true, nil
 }
 
 // staging is the area an image is received into: a ymodem.Sink.

@@ -329,6 +329,9 @@ func TestDeviceRefusesAnImageTooLargeForItsFlash(t *testing.T) {
 	if !errors.Is(err, ymodem.ErrCancelled) {
 		t.Fatalf("Write: %v, want the device to cancel", err)
 	}
+	if flasher.IsTransient(err) {
+		t.Fatalf("Write: %v is transient; a refused image must not be retried", err)
+	}
 	if err := d.Check(ctx, image("big.bin", nil)); err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("Check: %v, want the device's reason", err)
 	}
@@ -372,4 +375,58 @@ func TestDeviceChecksMCUbootImagesBeforeCommitting(t *testing.T) {
 	if id.Components["app"] != "1.2.3+45" {
 		t.Fatalf("identity %+v, want the MCUboot version of the installed image", id)
 	}
+}
+
+// The tail of a block still on the wire when its sender stopped (the app was killed, or
+// the device cancelled after a garbled block) reaches an idle device. It must not take
+// the stray STX for a sender starting a batch and wait a minute for a header: it drops
+// the tail and answers the next identify and the next flash at once.
+func TestStrayBlockTailLeavesTheDeviceAnsweringAtOnce(t *testing.T) {
+	next := randomImage(20000)
+	r := startRig(t, testConfig(t), nil)
+	tail := append([]byte{ymodem.STX, 7, ^byte(7)}, randomImage(600)...)
+	if _, err := r.port.Write(tail); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d := ymodem.New(r.port, ymodem.Options{IdentifyTimeout: 1500 * time.Millisecond})
+	id, err := d.Identify(ctx)
+	if err != nil || id.HardwareID != "acme-x1" {
+		t.Fatalf("identify after a stray block tail: %+v, %v; want the banner", id, err)
+	}
+	if _, err := d.Write(ctx, image("app.bin", next), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Check(ctx, image("app.bin", next)); err != nil {
+		t.Fatal(err)
+	}
+	mustBoot(t, r.dev, next)
+}
+
+// A device that cancels because the line garbles every block says so in its verdict
+// (cause=line), and the driver reports a link fault the engine retries, not a refusal.
+func TestDeviceCancelOnABadLineIsRetryable(t *testing.T) {
+	old := randomImage(5000)
+	r := startRig(t, testConfig(t), func(rw io.ReadWriter) io.ReadWriter {
+		return &noisyLine{ReadWriter: rw, every: 400}
+	})
+	if err := r.dev.Install(old, Info{Version: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The sender keeps trying longer than the device, so the device is the one to give up.
+	d := ymodem.New(r.port, ymodem.Options{Send: ymodem.SendOptions{Retries: 30}})
+	if id, err := d.Identify(ctx); err != nil || id.HardwareID != "acme-x1" {
+		t.Fatalf("identify: %+v, %v", id, err)
+	}
+	_, err := d.Write(ctx, image("app.bin", randomImage(30000)), 0, nil)
+	if !errors.Is(err, ymodem.ErrCancelled) || !strings.Contains(err.Error(), "bad blocks in a row") {
+		t.Fatalf("Write: %v, want the device to cancel after bad blocks in a row", err)
+	}
+	if !flasher.IsTransient(err) {
+		t.Fatalf("Write: %v is not transient; a cancel caused by the line must be retried", err)
+	}
+	mustBoot(t, r.dev, old)
 }
