@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -71,26 +72,61 @@ func Open(path string, baud int) (Port, error) {
 	if err != nil {
 		return nil, openError(path, baud, err)
 	}
+	if err := p.SetReadTimeout(readSlice); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("serial port %s: read timeout: %w", path, err)
+	}
 	return &port{p: p, path: path}, nil
 }
+
+// readSlice bounds each read handed to go.bug.st/serial, so that Close never has to close
+// the descriptor under a reader: go.bug.st closes the fd first and then waits for readers,
+// and a reader between its select and its read would then block on whatever file reused
+// that fd number (a re-plugged port opened meanwhile), holding Close forever.
+const readSlice = 100 * time.Millisecond
 
 type port struct {
 	p      bugst.Port
 	path   string
 	closed atomic.Bool
+
+	// io is held shared by every Read and Write, and exclusively by Close before it closes
+	// the descriptor.
+	io      sync.RWMutex
+	timeout atomic.Int64 // the caller's read timeout; 0 waits without limit
 }
 
 func (p *port) Path() string { return p.path }
 
+// Read waits up to the read timeout for bytes, in slices of readSlice, and returns (0,
+// nil) when none came. A Close from another goroutine ends it within one slice.
 func (p *port) Read(b []byte) (int, error) {
-	n, err := p.p.Read(b)
-	if err != nil {
-		return n, p.ioError("read", err)
+	p.io.RLock()
+	defer p.io.RUnlock()
+	var deadline time.Time
+	if t := time.Duration(p.timeout.Load()); t > 0 {
+		deadline = time.Now().Add(t)
 	}
-	return n, nil
+	for {
+		if p.closed.Load() {
+			return 0, p.ioError("read", os.ErrClosed)
+		}
+		n, err := p.p.Read(b)
+		if err != nil {
+			return n, p.ioError("read", err)
+		}
+		if n > 0 || (!deadline.IsZero() && !time.Now().Before(deadline)) {
+			return n, nil
+		}
+	}
 }
 
 func (p *port) Write(b []byte) (int, error) {
+	p.io.RLock()
+	defer p.io.RUnlock()
+	if p.closed.Load() {
+		return 0, p.ioError("write", os.ErrClosed)
+	}
 	n, err := p.p.Write(b)
 	if err != nil {
 		return n, p.ioError("write", err)
@@ -102,6 +138,8 @@ func (p *port) Close() error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	p.io.Lock() // readers leave within one slice
+	defer p.io.Unlock()
 	if err := p.p.Close(); err != nil {
 		return fmt.Errorf("serial port %s: close: %w", p.path, err)
 	}
@@ -109,10 +147,17 @@ func (p *port) Close() error {
 }
 
 func (p *port) SetReadTimeout(d time.Duration) error {
-	if d <= 0 {
-		d = bugst.NoTimeout
+	if d < 0 {
+		d = 0
 	}
-	if err := p.p.SetReadTimeout(d); err != nil {
+	p.timeout.Store(int64(d))
+	slice := readSlice
+	if d > 0 && d < slice {
+		slice = d // a short timeout is one slice: no read waits longer than asked
+	}
+	p.io.Lock()
+	defer p.io.Unlock()
+	if err := p.p.SetReadTimeout(slice); err != nil {
 		return fmt.Errorf("serial port %s: read timeout %v: %w", p.path, d, err)
 	}
 	return nil

@@ -231,3 +231,46 @@ func TestNegativeBaudIsRefused(t *testing.T) {
 		t.Fatalf("Open(baud -9600) = %v; want a refusal suggesting a rate", err)
 	}
 }
+
+// A driver closing its port while its reader goroutine waits (the engine does this on
+// every reconnect) must not hang, even when new ports are opened at the same moment and
+// reuse the descriptor numbers.
+func TestCloseEndsAWaitingReadWhilePortsComeAndGo(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		_, path := newPty(t)
+		p, err := Open(path, 115200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.SetReadTimeout(0) // wait without limit
+		read := make(chan error, 1)
+		go func() {
+			_, err := p.Read(make([]byte, 8))
+			read <- err
+		}()
+		_, other := newPty(t) // a re-plugged port, opened while the old one closes
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close() }()
+		q, err := Open(other, 115200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close hung while a Read was waiting")
+		}
+		select {
+		case err := <-read:
+			if !errors.Is(err, os.ErrClosed) {
+				t.Fatalf("the waiting Read ended with %v; want os.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the waiting Read never ended")
+		}
+		q.Close()
+	}
+}
