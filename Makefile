@@ -40,7 +40,7 @@ bench: build
 
 # Regenerate the tamper corpus and the demo bundle (deterministic: no diff expected).
 corpus:
-	$(GO) run ./verify/internal/tampergen -out verify/testdata -shared ../shared
+	$(GO) run ./verify/internal/tampergen -out verify/testdata -vectors testdata
 	$(GO) run ./assets/internal/demogen -out assets/demo
 
 clean:

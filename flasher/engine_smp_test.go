@@ -33,7 +33,7 @@ import (
 	"github.com/fieldflash/fieldflash/verify/mcuboot"
 )
 
-const mcubootVectors = "../../shared/testdata/mcuboot/"
+const mcubootVectors = "../testdata/mcuboot/"
 
 // smpBundle writes the imgtool image name into a bundle-like file (after other bytes,
 // at an offset) and returns the verdict verify gives on such a bundle.

@@ -12,10 +12,10 @@ import (
 	"github.com/fieldflash/fieldflash/verify/mcuboot"
 )
 
-// The shared upstream vectors: imgtool images and dfu-util files (see their READMEs).
+// The upstream vectors in testdata/: imgtool images and dfu-util files (see their READMEs).
 const (
-	mcubootVectors = "../../shared/testdata/mcuboot"
-	dfuVectors     = "../../shared/testdata/dfu"
+	mcubootVectors = "../testdata/mcuboot"
+	dfuVectors     = "../testdata/dfu"
 )
 
 func readImageVector(t *testing.T, dir, name string) []byte {

@@ -485,14 +485,14 @@ func mustCopy(t *testing.T, from, to string) {
 	}
 }
 
-// shared is the team's folder of real-world vectors made with upstream tools (imgtool,
-// dfuse-pack), beside the repository.
-const shared = "../../../shared/testdata"
+// vectors is the repository's folder of real-world vectors made with upstream tools
+// (imgtool, dfuse-pack).
+const vectors = "../../testdata"
 
 func TestMCUbootAndDfuSeReleasesVerifyInTheField(t *testing.T) {
 	a := newAcme(t)
-	mcuboot, _ := filepath.Abs(filepath.Join(shared, "mcuboot", "ed25519-basic.bin")) // 1.2.3+45, counter 7
-	dfuse, _ := filepath.Abs(filepath.Join(shared, "dfu", "dfuse-2elements.dfu"))     // 0483:df11, alt 0, 0x08000000
+	mcuboot, _ := filepath.Abs(filepath.Join(vectors, "mcuboot", "ed25519-basic.bin")) // 1.2.3+45, counter 7
+	dfuse, _ := filepath.Abs(filepath.Join(vectors, "dfu", "dfuse-2elements.dfu"))     // 0483:df11, alt 0, 0x08000000
 	e := a.fails(1, "add-target", "--repo", a.repo, "--file", mcuboot, "--path", "acme-gw/app-1.2.4.bin", "--hardware", "acme-gw-r2",
 		"--version", "1.2.4", "--counter", "7", "--component", "app", "--format", "mcuboot")
 	if !strings.Contains(e, "MCUboot header version is 1.2.3") || !strings.Contains(e, "fix --version") {

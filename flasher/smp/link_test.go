@@ -20,9 +20,9 @@ import (
 	"github.com/fieldflash/fieldflash/sim/smpdev"
 )
 
-const vectors = "../../../shared/testdata/mcuboot/"
+const vectors = "../../testdata/mcuboot/"
 
-// loadImage reads a real imgtool image from the shared vectors as the engine hands it over.
+// loadImage reads a real imgtool image from testdata/mcuboot as the engine hands it over.
 func loadImage(t testing.TB, name string) *flasher.Image {
 	t.Helper()
 	b, err := os.ReadFile(vectors + name)

@@ -32,7 +32,7 @@ type Layout struct {
 	BootloaderSize int64
 }
 
-// DefaultLayout has 4 KiB sectors and 256 KiB slots, like the shared test images'
+// DefaultLayout has 4 KiB sectors and 256 KiB slots, like the upstream test images'
 // --slot-size 0x40000.
 var DefaultLayout = Layout{SectorSize: 4096, SlotSize: 0x40000, BootloaderSize: 0x10000}
 

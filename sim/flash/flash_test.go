@@ -12,9 +12,9 @@ import (
 	"github.com/fieldflash/fieldflash/verify/mcuboot"
 )
 
-// Real imgtool images from the shared vectors: an unsigned 1.0.0 without a security
+// Real imgtool images from testdata/mcuboot: an unsigned 1.0.0 without a security
 // counter, and 1.2.3+45 with security counter 7.
-const vectors = "../../../shared/testdata/mcuboot/"
+const vectors = "../../testdata/mcuboot/"
 
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()

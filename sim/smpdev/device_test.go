@@ -59,7 +59,7 @@ func TestUploadResumesOnlyTheSameImageAndOnlyUntilReboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := os.ReadFile("../../../shared/testdata/mcuboot/ecdsa-p256-basic.bin")
+	img, err := os.ReadFile("../../testdata/mcuboot/ecdsa-p256-basic.bin")
 	if err != nil {
 		t.Fatal(err)
 	}

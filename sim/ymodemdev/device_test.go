@@ -339,7 +339,7 @@ func TestDeviceRefusesAnImageTooLargeForItsFlash(t *testing.T) {
 }
 
 func TestDeviceChecksMCUbootImagesBeforeCommitting(t *testing.T) {
-	dir := "../../../shared/testdata/mcuboot/"
+	dir := "../../testdata/mcuboot/"
 	good, err := os.ReadFile(dir + "ed25519-basic.bin")
 	if err != nil {
 		t.Skipf("test vectors not found: %v", err)

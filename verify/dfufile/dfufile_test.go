@@ -12,8 +12,8 @@ import (
 	"testing"
 )
 
-// vectors is the dfu-util 0.11 test set (shared/testdata/dfu, see its README).
-const vectors = "../../../shared/testdata/dfu"
+// vectors is the dfu-util 0.11 test set (testdata/dfu, see its README).
+const vectors = "../../testdata/dfu"
 
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()

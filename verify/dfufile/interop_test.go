@@ -28,7 +28,7 @@ func run(t *testing.T, name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// testPayload is a payload that is not one of the shared vectors, so the interop is not
+// testPayload is a payload that is not one of the upstream vectors in testdata/, so the interop is not
 // only about files that were already known to agree.
 func testPayload(n int, seed byte) []byte {
 	b := make([]byte, n)

@@ -15,8 +15,8 @@ import (
 	"testing"
 )
 
-// vectors is the upstream imgtool test set (shared/testdata/mcuboot, see its README).
-const vectors = "../../../shared/testdata/mcuboot"
+// vectors is the upstream imgtool test set (testdata/mcuboot, see its README).
+const vectors = "../../testdata/mcuboot"
 
 func readVector(t testing.TB, name string) []byte {
 	t.Helper()

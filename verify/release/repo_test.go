@@ -415,7 +415,7 @@ func TestInspectShowsTheSignedCustomFields(t *testing.T) {
 		Protocol: verify.ProtocolHints{Protocols: []string{"smp"}, ImageSlot: &slot}, Requires: []verify.Requirement{{Component: "bootloader", Version: ">=1.2.0"}},
 		ReleaseNotes: "Fixes the watchdog.", Advisories: []string{"ACME-SA-2026-07"}}
 	// The image is imgtool's: version 1.2.3+45, security counter 7, as the metadata says.
-	_, err := f.AddTarget(NewTarget{Path: "acme-gw/app.bin", File: filepath.Join(shared, "mcuboot", "ed25519-basic.bin"), Meta: m})
+	_, err := f.AddTarget(NewTarget{Path: "acme-gw/app.bin", File: filepath.Join(vectors, "mcuboot", "ed25519-basic.bin"), Meta: m})
 	f.must(err)
 	f.must(f.Sign("targets", f.targets))
 	f.publish()
@@ -512,12 +512,12 @@ func FuzzMerge(f *testing.F) {
 	})
 }
 
-// shared is the team's folder of real-world vectors made with upstream tools.
-const shared = "../../../shared/testdata"
+// vectors is the repository's folder of real-world vectors made with upstream tools.
+const vectors = "../../testdata"
 
 func TestImageThatContradictsItsMetadataIsRefusedAtTheDesk(t *testing.T) {
 	f := newFixture(t)
-	img := filepath.Join(shared, "mcuboot", "ed25519-basic.bin") // imgtool: 1.2.3+45, security counter 7
+	img := filepath.Join(vectors, "mcuboot", "ed25519-basic.bin") // imgtool: 1.2.3+45, security counter 7
 	meta := verify.TargetMeta{HardwareIDs: []string{"acme-gw-r2"}, Version: "1.2.4", ReleaseCounter: 7, Component: "app", Format: "mcuboot"}
 	_, err := f.AddTarget(NewTarget{Path: "acme-gw/app.bin", File: img, Meta: meta})
 	if err == nil || !strings.Contains(err.Error(), "MCUboot header version is 1.2.3") {
@@ -531,7 +531,7 @@ func TestImageThatContradictsItsMetadataIsRefusedAtTheDesk(t *testing.T) {
 	if _, err := f.AddTarget(NewTarget{Path: "acme-gw/app.bin", File: img, Meta: meta}); err != nil {
 		t.Fatal(err)
 	}
-	bad := filepath.Join(shared, "dfu", "fail-suffix-crc.dfu")
+	bad := filepath.Join(vectors, "dfu", "fail-suffix-crc.dfu")
 	_, err = f.AddTarget(NewTarget{Path: "acme-gw/boot.dfu", File: bad, Meta: verify.TargetMeta{HardwareIDs: []string{"acme-gw-r2"}, Version: "1.0.0", Component: "bootloader", Format: "dfu"}})
 	if err == nil {
 		t.Fatal("DFU file with a bad suffix CRC listed")

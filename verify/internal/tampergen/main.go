@@ -7,7 +7,10 @@
 // signatures and bundle.Write are deterministic, so running it twice gives the same bytes.
 // A test compares a fresh run with the committed files, so a stale corpus fails CI.
 //
-//	go run ./verify/internal/tampergen -out verify/testdata
+//	go run ./verify/internal/tampergen -out verify/testdata -vectors testdata
+//
+// -vectors is the repository's testdata/ folder, whose mcuboot/ and dfu/ hold the upstream
+// imgtool and dfu-util vectors some bundles carry as payloads.
 package main
 
 import (
@@ -19,9 +22,9 @@ import (
 
 func main() {
 	out := flag.String("out", "verify/testdata", "folder to write the corpus to")
-	shared := flag.String("shared", "../shared", "the shared folder whose testdata/ holds the MCUboot and DFU vectors")
+	vectors := flag.String("vectors", "testdata", "the folder holding the upstream vectors in mcuboot/ and dfu/ (the repository's testdata/)")
 	flag.Parse()
-	n, err := writeCorpus(*out, *shared)
+	n, err := writeCorpus(*out, *vectors)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tampergen:", err)
 		os.Exit(1)
@@ -30,8 +33,8 @@ func main() {
 }
 
 // writeCorpus generates every file and writes it into out.
-func writeCorpus(out, shared string) (int, error) {
-	files, err := generate(shared)
+func writeCorpus(out, vectors string) (int, error) {
+	files, err := generate(vectors)
 	if err != nil {
 		return 0, err
 	}

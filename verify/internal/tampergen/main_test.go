@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// The shared vectors and the committed corpus, from this package's folder.
+// The repository's upstream vectors and the committed corpus, from this package's folder.
 const (
-	sharedDir = "../../../../shared"
+	vectorsDir = "../../../testdata"
 	corpusDir = "../../testdata"
 )
 
@@ -20,12 +20,12 @@ const (
 // was edited by hand, and when the generator stops being deterministic.
 func TestCommittedCorpusIsWhatTheGeneratorWrites(t *testing.T) {
 	out := t.TempDir()
-	if _, err := writeCorpus(out, sharedDir); err != nil {
+	if _, err := writeCorpus(out, vectorsDir); err != nil {
 		t.Fatal(err)
 	}
 	fresh := listCorpus(t, out)
 	committed := listCorpus(t, corpusDir)
-	const regenerate = "run go run ./verify/internal/tampergen -out verify/testdata"
+	const regenerate = "run make corpus"
 	for name := range fresh {
 		if _, ok := committed[name]; !ok {
 			t.Errorf("%s is missing from verify/testdata; %s", name, regenerate)
@@ -70,9 +70,9 @@ func listCorpus(t *testing.T, dir string) map[string]string {
 	return files
 }
 
-func TestGeneratorSaysWhereTheSharedVectorsShouldBe(t *testing.T) {
+func TestGeneratorSaysWhereTheVectorsShouldBe(t *testing.T) {
 	_, err := generate(t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), "-shared") {
-		t.Fatalf("got %v, want an error pointing at -shared", err)
+	if err == nil || !strings.Contains(err.Error(), "-vectors") {
+		t.Fatalf("got %v, want an error pointing at -vectors", err)
 	}
 }

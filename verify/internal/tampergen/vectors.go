@@ -100,11 +100,11 @@ func writeRelease(r release) func() ([]byte, error) {
 	return func() ([]byte, error) { return write(r.build()) }
 }
 
-func generate(shared string) ([]outFile, error) {
+func generate(upstream string) ([]outFile, error) {
 	read := func(rel string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(shared, "testdata", filepath.FromSlash(rel)))
+		b, err := os.ReadFile(filepath.Join(upstream, filepath.FromSlash(rel)))
 		if err != nil {
-			return nil, fmt.Errorf("%w (is -shared the folder holding testdata/mcuboot and testdata/dfu?)", err)
+			return nil, fmt.Errorf("%w (is -vectors the repository's testdata/ folder, holding mcuboot/ and dfu/?)", err)
 		}
 		return b, nil
 	}
