@@ -24,7 +24,8 @@ const RepositoryField = "x-fieldflash-repository"
 // TrustStore is the set of pinned roots: those built into the binary and those the user
 // added under $FIELDFLASH_HOME/trust.
 type TrustStore struct {
-	dir string
+	home string
+	dir  string
 }
 
 // Source says where a pinned root comes from.
@@ -68,7 +69,7 @@ func OpenTrustStore(home string) (*TrustStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("trust store %s: %v; check that %s is writable or set %s", dir, err, home, HomeEnv)
 	}
-	return &TrustStore{dir: dir}, nil
+	return &TrustStore{home: home, dir: dir}, nil
 }
 
 // InspectRoot parses a root.json, checks that it is signed by its own root threshold (a
@@ -150,7 +151,10 @@ func (t *TrustStore) Add(name string, data []byte) error {
 	return writeFileAtomic(t.path(name), data, 0o600)
 }
 
-// Remove unpins a user-added root.
+// Remove unpins a user-added root and forgets what was learned under it: the newest root,
+// timestamp, snapshot and targets remembered for that repository. After a key compromise a
+// vendor tells its customers to remove the old root and pin a fresh one; a remembered
+// newest root of the old chain must not outlive the pin.
 func (t *TrustStore) Remove(name string) error {
 	if err := validName(name); err != nil {
 		return err
@@ -167,7 +171,14 @@ func (t *TrustStore) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(t.dir)
+	if err := syncDir(t.dir); err != nil {
+		return err
+	}
+	st, err := NewDiskState(t.home)
+	if err != nil {
+		return err
+	}
+	return st.Forget(name)
 }
 
 // List summarises every pinned root, embedded ones first.

@@ -208,7 +208,7 @@ func TestTamperCorpusVerdicts(t *testing.T) {
 			}
 			opts.CurrentCounter = c.counter
 			opts.Installed = c.installed
-			savedBefore, _ := state.Load("acme")
+			savedBefore, _ := state.Load(roots[0].StateKey())
 			newestBefore, _ := state.NewestTime()
 
 			v, err := verify.VerifyFile(filepath.Join("testdata", c.file), opts)
@@ -251,7 +251,7 @@ func TestTamperCorpusVerdicts(t *testing.T) {
 			if c.refusal != nil {
 				c.refusal(t, ve)
 			}
-			savedAfter, _ := state.Load("acme")
+			savedAfter, _ := state.Load(roots[0].StateKey())
 			newestAfter, _ := state.NewestTime()
 			if !reflect.DeepEqual(savedBefore, savedAfter) || !newestBefore.Equal(newestAfter) {
 				t.Error("a refused bundle changed what this machine trusts")

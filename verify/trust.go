@@ -41,6 +41,7 @@ type loadedRole struct {
 // trust is one attempt to trust a bundle from one pinned root.
 type trust struct {
 	repo     string
+	stateKey string // PinnedRoot.StateKey of the pin trust starts from
 	md       *bundle.Metadata
 	saved    *Saved
 	now, ref time.Time
@@ -94,7 +95,7 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 		pinnedNames = append(pinnedNames, fmt.Sprintf("%s v%d", p.Name, pr.Signed.Version))
 		c := candidate{pinned: p, root: pr, bundleNewest: bundleNewest, trustedUpTo: pr.Signed.Version}
 		if opts.State != nil {
-			s, err := opts.State.Load(p.Name)
+			s, err := opts.State.Load(p.StateKey())
 			if err != nil {
 				return nil, stateError("reading", p.Name, err)
 			}
@@ -103,6 +104,12 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 				sr, e := decodeRoot(s.Root, "saved root of "+p.Name)
 				if e != nil {
 					return nil, stateError("reading", p.Name, e)
+				}
+				// What is saved under a pin was learned by walking the root chain from that
+				// pin, so it is never older than the pin, nor a different root of the same
+				// version: anything else did not come from this pin.
+				if sr.Signed.Version < pr.Signed.Version || (sr.Signed.Version == pr.Signed.Version && !sameSigned(sr.Signed, pr.Signed)) {
+					return nil, stateError("reading", p.Name, fmt.Errorf("the saved root v%d does not chain from the pinned root v%d", sr.Signed.Version, pr.Signed.Version))
 				}
 				c.savedRoot = sr
 				c.trustedUpTo = max(c.trustedUpTo, sr.Signed.Version)
@@ -199,7 +206,7 @@ func stateError(doing, repo string, err error) *Error {
 
 func runTrust(md *bundle.Metadata, c candidate, now, ref time.Time, limits Limits) (*trust, error) {
 	t := &trust{
-		repo: c.pinned.Name, md: md, saved: c.saved, now: now, ref: ref, limits: limits,
+		repo: c.pinned.Name, stateKey: c.pinned.StateKey(), md: md, saved: c.saved, now: now, ref: ref, limits: limits,
 		roles: map[string]*loadedRole{}, savedTargets: map[string]*metadata.Metadata[metadata.TargetsType]{},
 	}
 	if t.saved == nil {
@@ -226,13 +233,9 @@ func runTrust(md *bundle.Metadata, c candidate, now, ref time.Time, limits Limit
 	}
 	start, startRaw := c.root, c.pinned.Root
 	t.roots = []*metadata.Metadata[metadata.RootType]{c.root}
-	if c.savedRoot != nil {
-		if c.savedRoot.Signed.Version > c.root.Signed.Version {
-			start, startRaw = c.savedRoot, t.saved.Root
-			t.roots = append(t.roots, c.savedRoot)
-		} else {
-			t.roots = append([]*metadata.Metadata[metadata.RootType]{c.savedRoot}, t.roots...)
-		}
+	if c.savedRoot != nil && c.savedRoot.Signed.Version > c.root.Signed.Version {
+		start, startRaw = c.savedRoot, t.saved.Root
+		t.roots = append(t.roots, c.savedRoot)
 	}
 	var tm *trustedmetadata.TrustedMetadata
 	if err := guard(func() error {
@@ -785,7 +788,7 @@ func (t *trust) save(st State) error {
 	if !changed {
 		return nil
 	}
-	return st.Save(t.repo, s)
+	return st.Save(t.stateKey, s)
 }
 
 func (t *trust) savedRootVersion() int64 {

@@ -1,7 +1,12 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"time"
+
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 
 	"github.com/fieldflash/fieldflash/verify/bundle"
 )
@@ -58,13 +63,38 @@ type Requirement struct {
 
 // PinnedRoot is a root of trust on this machine: the trust store's or the embedded one.
 type PinnedRoot struct {
-	// Name is the repository (vendor) this root belongs to; State is keyed by it.
+	// Name is the repository (vendor) this root belongs to.
 	Name string
 	// Root is the raw root.json bytes as pinned.
 	Root []byte
 	// Demo roots are trusted only in demo mode.
 	Demo bool
 }
+
+// StateKey is the key under which State keeps what was learned from this pin: the
+// repository name and the SHA-256 of the pinned root's canonical signed part. A different
+// root pinned under the same name (the vendor's fresh root after a key compromise) has
+// another key and so starts from nothing, instead of inheriting a newest root that does
+// not chain from it. Signatures and JSON formatting do not change the key.
+func (p PinnedRoot) StateKey() string {
+	var m struct {
+		Signed json.RawMessage `json:"signed"`
+	}
+	sum := sha256.Sum256(p.Root)
+	if json.Unmarshal(p.Root, &m) == nil && len(m.Signed) > 0 {
+		var v any
+		if json.Unmarshal(m.Signed, &v) == nil {
+			if c, err := cjson.EncodeCanonical(v); err == nil {
+				sum = sha256.Sum256(c)
+			}
+		}
+	}
+	return p.Name + StateKeySeparator + hex.EncodeToString(sum[:16])
+}
+
+// StateKeySeparator joins a repository name and its pin's hash in a StateKey. It is not
+// a character of a trust store name, so the name is always what precedes the last one.
+const StateKeySeparator = "@"
 
 // Saved is what State keeps of one repository: the newest metadata trusted so far, as the
 // raw bytes that were verified. Nil slices mean "none yet".
@@ -76,11 +106,12 @@ type Saved struct {
 	Targets map[string][]byte
 }
 
-// State remembers, across runs, the newest trusted metadata per repository and the newest
-// trusted time. The app's implementation writes it atomically under $FIELDFLASH_HOME.
+// State remembers, across runs, the newest trusted metadata per pinned root (keyed by
+// PinnedRoot.StateKey) and the newest trusted time. The app's implementation writes it
+// atomically under $FIELDFLASH_HOME.
 type State interface {
-	Load(repository string) (*Saved, error) // nil, nil when nothing is saved
-	Save(repository string, s *Saved) error
+	Load(key string) (*Saved, error) // nil, nil when nothing is saved
+	Save(key string, s *Saved) error
 	NewestTime() (time.Time, error) // zero when none
 	SaveNewestTime(t time.Time) error
 }

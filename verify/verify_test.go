@@ -217,7 +217,7 @@ func TestRootChainWithRotatedKeysIsFollowed(t *testing.T) {
 	if v.RootVersion != 3 {
 		t.Errorf("root v%d, want 3", v.RootVersion)
 	}
-	saved, _ := st.Load("acme")
+	saved, _ := st.Load(r.pinned().StateKey())
 	if !bytes.Equal(saved.Root, r.roots[3]) {
 		t.Errorf("state did not keep root v3")
 	}
@@ -408,12 +408,12 @@ func TestOlderBundleStillListedIsAccepted(t *testing.T) {
 	r, old, newer := fxTwoReleases(t, true)
 	st := NewMemoryState()
 	fxAccept(t, newer, r.opts(st))
-	before, _ := st.Load("acme")
+	before, _ := st.Load(r.pinned().StateKey())
 	v := fxAccept(t, old, r.opts(st))
 	if !v.Older {
 		t.Errorf("Verified.Older not set")
 	}
-	after, _ := st.Load("acme")
+	after, _ := st.Load(r.pinned().StateKey())
 	if !reflect.DeepEqual(before, after) {
 		t.Errorf("an older bundle changed the saved metadata")
 	}
@@ -626,7 +626,7 @@ func TestRefusalLeavesTheStateAlone(t *testing.T) {
 	r, _ := fxBasic(t)
 	st := NewMemoryState()
 	fxAccept(t, r.write("good.fwb"), r.opts(st))
-	before, _ := st.Load("acme")
+	before, _ := st.Load(r.pinned().StateKey())
 	beforeTime, _ := st.NewestTime()
 
 	r.release()
@@ -634,7 +634,7 @@ func TestRefusalLeavesTheStateAlone(t *testing.T) {
 	opts.Hardware = "acme-gw-r2" // fails only after the metadata verified
 	opts.Now = func() time.Time { return fxNow.Add(24 * time.Hour) }
 	fxRefusal(t, r.write("newer-wrong-hw.fwb"), opts, CodeHardware)
-	after, _ := st.Load("acme")
+	after, _ := st.Load(r.pinned().StateKey())
 	afterTime, _ := st.NewestTime()
 	if !reflect.DeepEqual(before, after) || !beforeTime.Equal(afterTime) {
 		t.Errorf("a refused bundle changed the state")
@@ -642,7 +642,7 @@ func TestRefusalLeavesTheStateAlone(t *testing.T) {
 
 	opts.Hardware = ""
 	fxAccept(t, r.write("newer.fwb"), opts)
-	after, _ = st.Load("acme")
+	after, _ = st.Load(r.pinned().StateKey())
 	afterTime, _ = st.NewestTime()
 	ts, _ := decodeTimestamp(after.Timestamp, "")
 	if ts.Signed.Version != 2 || !afterTime.Equal(fxNow.Add(24*time.Hour)) {
@@ -730,11 +730,70 @@ func TestDamagedTrustStateIsReportedNotTrusted(t *testing.T) {
 	st := NewMemoryState()
 	path := r.write("good.fwb")
 	fxAccept(t, path, r.opts(st))
-	saved, _ := st.Load("acme")
+	saved, _ := st.Load(r.pinned().StateKey())
 	saved.Timestamp = []byte(`{"signed":{"_type":"timestamp","version":9,"expires":"2036-01-01T00:00:00Z","meta":{}},"signatures":[]}`)
-	_ = st.Save("acme", saved)
+	_ = st.Save(r.pinned().StateKey(), saved)
 	e := fxRefusal(t, path, r.opts(st), CodeIO)
 	if !strings.Contains(e.Thing, "trust state") {
 		t.Errorf("thing %q", e.Thing)
+	}
+}
+
+// fxForeignRepo is another vendor's repository, with its own root key, named like r.
+func fxForeignRepo(t *testing.T, keyName string) *fxRepo {
+	other := fxNewRepo(t)
+	other.rootKeys = []fxKey{fxNewKey(t, keyName)}
+	other.root.Signed.Keys = map[string]*metadata.Key{}
+	other.root.Signed.Roles["root"].KeyIDs = nil
+	for role, keys := range map[string][]fxKey{"root": other.rootKeys, "timestamp": other.signers["timestamp"], "snapshot": other.signers["snapshot"], "targets": other.signers["targets"]} {
+		for _, k := range keys {
+			_ = other.root.Signed.AddKey(k.key, role)
+		}
+	}
+	fxSign(t, other.root, other.rootKeys...)
+	other.roots[1] = fxBytes(t, other.root)
+	return other
+}
+
+// State is kept per pinned root, not per name: a different root pinned under a name that
+// already has saved state starts from that root, and the old chain's newest root, saved
+// under the name, trusts nothing any more.
+func TestADifferentRootPinnedUnderTheSameNameStartsFresh(t *testing.T) {
+	r, _ := fxBasic(t)
+	k2 := fxNewKey(t, "root-2")
+	r.rotateRoot(func(s *metadata.RootType) {
+		_ = s.RevokeKey(r.rootKeys[0].id, "root")
+		_ = s.AddKey(k2.key, "root")
+	}, r.rootKeys[0], k2)
+	st := NewMemoryState()
+	oldChain := r.write("old-chain.fwb")
+	fxAccept(t, oldChain, r.opts(st))
+
+	fresh := fxForeignRepo(t, "fresh-root")
+	fresh.addTarget("targets", "acme-gw/app-2.0.0.bin", []byte("fresh release"), fxMeta())
+	opts := fresh.opts(st) // pinned as "acme", like the old root
+	if fresh.pinned().Name != r.pinned().Name || fresh.pinned().StateKey() == r.pinned().StateKey() {
+		t.Fatalf("state keys %q and %q", fresh.pinned().StateKey(), r.pinned().StateKey())
+	}
+	fxRefusal(t, oldChain, opts, CodeUntrusted)
+	if v := fxAccept(t, fresh.write("fresh.fwb"), opts); v.RootVersion != 1 {
+		t.Errorf("root v%d, want the fresh root v1", v.RootVersion)
+	}
+}
+
+// A saved root that does not continue the pin (older, or another root of the pin's own
+// version) did not come from that pin: it is reported, not trusted.
+func TestSavedRootThatDoesNotChainFromThePinIsRefused(t *testing.T) {
+	r, _ := fxBasic(t)
+	st := NewMemoryState()
+	path := r.write("good.fwb")
+	fxAccept(t, path, r.opts(st))
+	other := fxForeignRepo(t, "mallory-root")
+	saved, _ := st.Load(r.pinned().StateKey())
+	saved.Root = other.roots[1]
+	_ = st.Save(r.pinned().StateKey(), saved)
+	e := fxRefusal(t, path, r.opts(st), CodeIO)
+	if !strings.Contains(e.Reason, "does not chain from the pinned root") {
+		t.Errorf("reason %q", e.Reason)
 	}
 }
