@@ -3,14 +3,15 @@ package app
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/fieldflash/fieldflash/assets"
 	"github.com/fieldflash/fieldflash/verify"
@@ -55,12 +56,15 @@ type RoleKeys struct {
 	KeyIDs    []string `json:"key_ids"`
 }
 
-// KeySummary is one public key: its TUF key id (the fingerprint to compare out of band
-// with the vendor's published one) and its type.
+// KeySummary is one public key: its TUF key id (the hex SHA-256 of the key's canonical
+// JSON, checked to be computed from the key) and the fingerprint of its key material (the
+// hex SHA-256 of its DER SubjectPublicKeyInfo), to compare out of band with what the
+// vendor publishes.
 type KeySummary struct {
-	ID     string `json:"id"`
-	Type   string `json:"type"`
-	Scheme string `json:"scheme"`
+	ID          string `json:"id"`
+	Fingerprint string `json:"fingerprint"`
+	Type        string `json:"type"`
+	Scheme      string `json:"scheme"`
 }
 
 // OpenTrustStore opens the trust store under home.
@@ -76,12 +80,13 @@ func OpenTrustStore(home string) (*TrustStore, error) {
 // root that cannot vouch for itself is never pinned), and summarises it. name overrides
 // the repository name the root carries.
 func InspectRoot(data []byte, name string) (*RootSummary, error) {
-	if _, err := trustedmetadata.New(data); err != nil {
-		return nil, fmt.Errorf("not a valid self-signed TUF root: %v; ask the vendor for their root.json and compare its key ids with the ones they publish", err)
-	}
-	root, err := metadata.Root().FromBytes(data)
+	root, err := verify.CheckRoot(data)
 	if err != nil {
-		return nil, fmt.Errorf("not a TUF root: %v", err)
+		var ve *verify.Error
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("%s; %s", ve.Reason, ve.Next)
+		}
+		return nil, err
 	}
 	if name == "" {
 		if raw, ok := root.Signed.UnrecognizedFields[RepositoryField]; ok {
@@ -101,7 +106,11 @@ func InspectRoot(data []byte, name string) (*RootSummary, error) {
 		s.Roles = append(s.Roles, RoleKeys{Role: role, Threshold: r.Threshold, KeyIDs: ids})
 	}
 	for id, k := range root.Signed.Keys {
-		s.Keys = append(s.Keys, KeySummary{ID: id, Type: k.Type, Scheme: k.Scheme})
+		fp, err := verify.KeyFingerprint(k)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %v; ask the vendor for a root made by a TUF tool", short(id), err)
+		}
+		s.Keys = append(s.Keys, KeySummary{ID: id, Fingerprint: fp, Type: k.Type, Scheme: k.Scheme})
 	}
 	sort.Slice(s.Keys, func(i, j int) bool { return s.Keys[i].ID < s.Keys[j].ID })
 	return s, nil
@@ -133,18 +142,28 @@ func (t *TrustStore) Add(name string, data []byte) error {
 	if _, err := os.Stat(t.path(name)); err == nil {
 		return fmt.Errorf("repository %q is already pinned; run `fieldflash trust remove %s` first if you really mean to replace its root", name, name)
 	}
+	// Keys are compared by key material, never by id: one key can be listed under several
+	// ids (another scheme string, an extra field).
+	root, err := verify.CheckRoot(data)
+	if err != nil {
+		return err
+	}
+	demo, _ := verify.CheckRoot(assets.DemoRoot)
+	if id, ok := sharedKey(root, demo, false); ok {
+		return fmt.Errorf("this root holds a key of the demo root (key %s): the demo keys are public, so anything they sign is trusted only in demo mode (`fieldflash demo`, `--demo`); it cannot be pinned", short(id))
+	}
 	// One repository, one pin: the remembered newest metadata that stops rollbacks is kept
 	// per pin, so the same root under a second name would start from nothing.
-	keys := rootKeys(data)
-	if id := sharedKey(keys, assets.DemoRoot); id != "" {
-		return fmt.Errorf("this is the demo root (root key %s): its keys are public, so it is trusted only in demo mode (`fieldflash demo`, `--demo`) and cannot be pinned", short(id))
-	}
 	pinned, err := t.Roots()
 	if err != nil {
 		return err
 	}
 	for _, p := range pinned {
-		if id := sharedKey(keys, p.Root); id != "" {
+		other, err := verify.CheckRoot(p.Root)
+		if err != nil {
+			continue
+		}
+		if id, ok := sharedKey(root, other, true); ok {
 			return fmt.Errorf("this root shares root key %s with repository %q, which is already pinned: it is the same repository, and bundles move it to newer roots by themselves; nothing to add", short(id), p.Name)
 		}
 	}
@@ -240,27 +259,35 @@ func (t *TrustStore) Roots() ([]verify.PinnedRoot, error) {
 	return append(out, user...), nil
 }
 
-// rootKeys returns the key ids of a root's root role.
-func rootKeys(data []byte) map[string]bool {
-	root, err := metadata.Root().FromBytes(data)
-	if err != nil || root.Signed.Roles[metadata.ROOT] == nil {
-		return nil
+// sharedKey returns the id (in root) of a key that root and other both hold, compared by
+// key material: among their root-role keys when rootRole is set, else among all their keys.
+func sharedKey(root, other *metadata.Metadata[metadata.RootType], rootRole bool) (string, bool) {
+	if root == nil || other == nil {
+		return "", false
 	}
-	ids := map[string]bool{}
-	for _, id := range root.Signed.Roles[metadata.ROOT].KeyIDs {
-		ids[id] = true
+	fingerprints := func(r *metadata.Metadata[metadata.RootType]) map[string]string {
+		ids := slices.Collect(maps.Keys(r.Signed.Keys))
+		if rootRole {
+			ids = r.Signed.Roles[metadata.ROOT].KeyIDs
+		}
+		out := map[string]string{}
+		for _, id := range ids {
+			if k := r.Signed.Keys[id]; k != nil {
+				if fp, err := verify.KeyFingerprint(k); err == nil {
+					out[fp] = id
+				}
+			}
+		}
+		return out
 	}
-	return ids
-}
-
-// sharedKey returns a root key id that keys and the root in other have in common.
-func sharedKey(keys map[string]bool, other []byte) string {
-	for id := range rootKeys(other) {
-		if keys[id] {
-			return id
+	theirs := fingerprints(other)
+	mine := fingerprints(root)
+	for _, fp := range slices.Sorted(maps.Keys(mine)) {
+		if theirs[fp] != "" {
+			return mine[fp], true
 		}
 	}
-	return ""
+	return "", false
 }
 
 func short(id string) string {

@@ -4,6 +4,8 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/fieldflash/fieldflash/assets"
+	"github.com/fieldflash/fieldflash/verify"
 )
 
 func testKey(name string) ed25519.PrivateKey {
@@ -118,5 +121,118 @@ func TestTrustRefusesToPinTheDemoRoot(t *testing.T) {
 	}
 	if roots, _ := store.Roots(); len(roots) != 0 {
 		t.Fatalf("demo root pinned anyway: %v", roots)
+	}
+}
+
+// rootOf makes a self-signed root: rootKey is listed under rootID (its own id when ""), for
+// the root role, with the test keys for the other roles, and rootSigner signs it with the
+// signature naming rootID.
+func rootOf(t *testing.T, rootKey *metadata.Key, rootID string, rootSigner ed25519.PrivateKey) []byte {
+	t.Helper()
+	root := metadata.Root(time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC))
+	if rootID == "" {
+		var err error
+		if rootID, err = verify.KeyID(rootKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root.Signed.Keys[rootID] = rootKey
+	root.Signed.Roles["root"].KeyIDs = []string{rootID}
+	for _, role := range []string{"targets", "snapshot", "timestamp"} {
+		k, _ := metadata.KeyFromPublicKey(testKey(role).Public())
+		root.Signed.AddKey(k, role)
+	}
+	s, _ := signature.LoadSigner(rootSigner, crypto.Hash(0))
+	if _, err := root.Sign(s); err != nil {
+		t.Fatal(err)
+	}
+	root.Signatures[0].KeyID = rootID
+	data, err := root.ToBytes(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// aliasOf is priv's public key with one extra field: the same key material under another
+// key id, which the TUF spec allows.
+func aliasOf(t *testing.T, priv ed25519.PrivateKey) *metadata.Key {
+	t.Helper()
+	k, err := metadata.KeyFromPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.UnrecognizedFields = map[string]any{"x-note": "the same key under a second id"}
+	return k
+}
+
+// An attacker's root that lists the attacker's key under the vendor's published key id is
+// refused: the id is not the key's, so the id shown would lie about who signs.
+func TestTrustRefusesAKeyListedUnderAnotherKeysID(t *testing.T) {
+	vendor, _ := metadata.KeyFromPublicKey(testKey("root").Public())
+	vendorID, _ := vendor.ID()
+	mallory := testKey("mallory")
+	malloryKey, _ := metadata.KeyFromPublicKey(mallory.Public())
+	forged := rootOf(t, malloryKey, vendorID, mallory)
+	sum, err := InspectRoot(forged, "acme")
+	if err == nil || !strings.Contains(err.Error(), "own id") {
+		t.Fatalf("a root naming mallory's key by the vendor's id %s: %+v, %v; want a refusal", short(vendorID), sum, err)
+	}
+	store, _ := OpenTrustStore(t.TempDir())
+	if err := store.Add("acme", forged); err == nil {
+		t.Fatal("pinned a root whose key id is not its key's")
+	}
+}
+
+// trust add shows, beside each key id, the fingerprint of the key material: the SHA-256 of
+// its DER SubjectPublicKeyInfo, as openssl prints it.
+func TestTrustShowsTheFingerprintOfEachKey(t *testing.T) {
+	sum, err := InspectRoot(testRoot(t, "acme", true), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range sum.Keys {
+		var priv ed25519.PrivateKey
+		for _, role := range []string{"root", "targets", "snapshot", "timestamp"} {
+			if tk, _ := metadata.KeyFromPublicKey(testKey(role).Public()); mustID(t, tk) == k.ID {
+				priv = testKey(role)
+			}
+		}
+		der, _ := x509.MarshalPKIXPublicKey(priv.Public())
+		if want := sha256.Sum256(der); k.Fingerprint != hex.EncodeToString(want[:]) {
+			t.Errorf("key %s: fingerprint %q, want %x", k.ID, k.Fingerprint, want)
+		}
+	}
+}
+
+func mustID(t *testing.T, k *metadata.Key) string {
+	id, err := verify.KeyID(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// The demo keys are public: a root that holds one, under whatever id, is refused.
+func TestTrustRefusesTheDemoKeysUnderAnotherID(t *testing.T) {
+	seed := sha256.Sum256([]byte("fieldflash-demo-only-key-root")) // assets/internal/demogen
+	demo := ed25519.NewKeyFromSeed(seed[:])
+	root := rootOf(t, aliasOf(t, demo), "", demo)
+	store, _ := OpenTrustStore(t.TempDir())
+	err := store.Add("not-the-demo", root)
+	if err == nil || !strings.Contains(err.Error(), "demo") {
+		t.Fatalf("pinning the demo root key under a second id: %v; want a refusal", err)
+	}
+}
+
+// The same repository's root key under a second id is the same repository.
+func TestTrustRefusesTheSameRootKeyUnderAnotherID(t *testing.T) {
+	store, _ := OpenTrustStore(t.TempDir())
+	if err := store.Add("acme", testRoot(t, "acme", true)); err != nil {
+		t.Fatal(err)
+	}
+	err := store.Add("acme-again", rootOf(t, aliasOf(t, testKey("root")), "", testKey("root")))
+	if err == nil || !strings.Contains(err.Error(), `"acme"`) {
+		t.Fatalf("the pinned root key under a second id: %v; want a refusal naming acme", err)
 	}
 }

@@ -1,9 +1,13 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -25,6 +29,9 @@ func decodeRoot(raw []byte, thing string) (*metadata.Metadata[metadata.RootType]
 		if k == nil {
 			return nil, errorf(CodeFormat, thing, nextRebuild, "key %s is null", shortKey(name))
 		}
+	}
+	if e := checkKeyIDs(md.Signed.Keys, thing); e != nil {
+		return nil, e
 	}
 	for _, role := range metadata.TOP_LEVEL_ROLE_NAMES {
 		r, ok := md.Signed.Roles[role]
@@ -87,6 +94,9 @@ func decodeTargets(raw []byte, thing string) (*metadata.Metadata[metadata.Target
 				return nil, errorf(CodeFormat, thing, nextRebuild, "delegation key %s is null", shortKey(name))
 			}
 		}
+		if e := checkKeyIDs(d.Keys, thing); e != nil {
+			return nil, e
+		}
 		if d.Roles != nil && d.SuccinctRoles != nil {
 			return nil, errorf(CodeMetadata, thing, nextRebuild, "delegates with both roles and succinct_roles")
 		}
@@ -95,6 +105,35 @@ func decodeTargets(raw []byte, thing string) (*metadata.Metadata[metadata.Target
 		}
 	}
 	return md, nil
+}
+
+// checkKeyIDs refuses a key listed under an id that is not its own. The TUF spec's key id
+// is the hex SHA-256 of the key's canonical JSON, so an id stands for exactly one key;
+// go-tuf takes the ids a file gives on trust, and a root could otherwise list an
+// attacker's key under a vendor's published id and show that id as its signer.
+func checkKeyIDs(keys map[string]*metadata.Key, thing string) *Error {
+	for _, id := range slices.Sorted(maps.Keys(keys)) {
+		own, err := KeyID(keys[id])
+		if err != nil {
+			return errorf(CodeFormat, thing, nextRebuild, "key %s cannot be encoded to compute its id: %v", shortKey(id), err)
+		}
+		if own != id {
+			return errorf(CodeMetadata, thing, "do not trust it; ask the vendor for metadata made by a TUF tool, and compare key fingerprints with the ones they publish",
+				"lists a key under the id %s, but that key's own id (the SHA-256 of its canonical JSON) is %s: a key id must be computed from its key", shortKey(id), shortKey(own))
+		}
+	}
+	return nil
+}
+
+// KeyID is the TUF key id of k, computed from the key: the hex SHA-256 of its canonical
+// JSON (keytype, scheme, keyval and any other field it carries).
+func KeyID(k *metadata.Key) (string, error) {
+	c, err := cjson.EncodeCanonical(k)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func checkMetaFiles(meta map[string]*metadata.MetaFiles, thing string) *Error {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -204,8 +205,28 @@ func (c sigCheck) refusal(thing string) *Error {
 		len(c.counted), c.auth.threshold, role, signedBy, strings.Join(same, "; "), c.auth.label, len(c.auth.keyIDs), role, c.distinct, keys)
 }
 
+// KeyFingerprint identifies a key by its key material alone: the hex SHA-256 of the DER
+// SubjectPublicKeyInfo of its public key, which `openssl pkey -pubin -outform DER |
+// sha256sum` prints too. Two key ids (the same key with another scheme string or an
+// extra field) can name one key; their fingerprint is the same. Compare keys by it.
+func KeyFingerprint(k *metadata.Key) (string, error) {
+	if k == nil {
+		return "", errors.New("no key")
+	}
+	fp, ok := fingerprint(k)
+	if !ok {
+		return "", fmt.Errorf("%s key cannot be read as a public key", k.Type)
+	}
+	return fp, nil
+}
+
 // fingerprint identifies a key by its public key, as go-tuf does when counting.
-func fingerprint(k *metadata.Key) (string, bool) {
+func fingerprint(k *metadata.Key) (fp string, ok bool) {
+	defer func() {
+		if recover() != nil {
+			fp, ok = "", false
+		}
+	}()
 	pub, err := k.ToPublicKey()
 	if err != nil {
 		return "", false

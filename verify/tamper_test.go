@@ -100,6 +100,8 @@ var tamperCases = []tamperCase{
 	{file: "fail_delegation_outside_paths.fwb", want: verify.CodePayload, things: []string{"other/app.bin", "acme-gw", "targets/"},
 		says: []string{"role acme-gw lists it as other/app.bin", "targets delegates only acme-gw/* to acme-gw",
 			"the release team must sign it with a role delegated for other/app.bin"}},
+	{file: "fail_forged_key_id.fwb", want: verify.CodeMetadata, things: []string{"targets.json"},
+		says: []string{"lists a key under the id", "own id", "a key id must be computed from its key"}},
 	{file: "fail_wrong_hardware.fwb", hardware: "acme-gw-r2", want: verify.CodeHardware, things: []string{"acme-gw-r2", "app-1.0.4"}},
 	{file: "fail_lower_release_counter.fwb", counter: u64(9), want: verify.CodeReleaseCounter, things: []string{"app-1.0.5"}},
 	{file: "fail_requirement.fwb", installed: map[string]string{"bootloader": "1.4.0"}, want: verify.CodeRequirement, things: []string{"bootloader"}},

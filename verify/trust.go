@@ -84,9 +84,14 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 	for _, p := range opts.Roots {
 		pr, e := decodeRoot(p.Root, "pinned root "+p.Name)
 		if e != nil {
-			continue // a broken pin cannot lead anywhere; the others may
+			// A broken pin cannot lead anywhere; the others may.
+			pinnedNames = append(pinnedNames, fmt.Sprintf("%s, which cannot be used: %s", p.Name, e.Reason))
+			continue
 		}
-		if p.Demo && !opts.DemoMode {
+		// A root that holds a demo key is a demo root whatever its name or key ids: the
+		// demo keys are public, so anyone can sign for it.
+		_, demoKeys := DemoKeys(pr, opts.Roots)
+		if (p.Demo || demoKeys) && !opts.DemoMode {
 			if chainsFrom(md, pr, p.Root) {
 				demoOnly = true
 			}

@@ -47,6 +47,18 @@ func fxNewKey(t testing.TB, name string) fxKey {
 	return fxKey{name: name, priv: priv, key: k, id: id}
 }
 
+// fxAlias is k's key under a second key id: the key object carries one extra field, so
+// its canonical form, and with it its TUF key id, differ while the key does not.
+func fxAlias(t testing.TB, k fxKey, note string) (string, *metadata.Key) {
+	a := &metadata.Key{Type: k.key.Type, Scheme: k.key.Scheme, Value: k.key.Value,
+		UnrecognizedFields: map[string]any{"x-note": note}}
+	id, err := KeyID(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, a
+}
+
 func fxSign[T metadata.Roles](t testing.TB, md *metadata.Metadata[T], keys ...fxKey) {
 	md.ClearSignatures()
 	for _, k := range keys {

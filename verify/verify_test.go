@@ -272,9 +272,8 @@ func TestTargetsSignedByOneOfTwoRequiredKeys(t *testing.T) {
 func TestOneKeyUnderTwoKeyIDsCountsOnce(t *testing.T) {
 	r, _ := fxBasic(t)
 	k := r.signers["targets"][0]
-	alias := strings.Repeat("ab", 32)
-	copyKey := *k.key
-	r.root.Signed.Keys[alias] = &copyKey
+	alias, aliasKey := fxAlias(t, k, "ab")
+	r.root.Signed.Keys[alias] = aliasKey
 	r.root.Signed.Roles["targets"].KeyIDs = append(r.root.Signed.Roles["targets"].KeyIDs, alias)
 	r.root.Signed.Roles["targets"].Threshold = 2
 	fxSign(t, r.root, r.rootKeys...)
@@ -285,7 +284,7 @@ func TestOneKeyUnderTwoKeyIDsCountsOnce(t *testing.T) {
 		*sigs = append(*sigs, dup)
 	}
 	e := fxRefusal(t, r.write("counted-twice.fwb"), r.opts(nil), CodeThreshold)
-	fxSays(t, e, "signed by 1 of 2 required targets keys", "key ids "+k.id[:8]+"… and abababab… are the same key, which counts once",
+	fxSays(t, e, "signed by 1 of 2 required targets keys", "key ids "+k.id[:8]+"… and "+alias[:8]+"… are the same key, which counts once",
 		"root v1 lists 2 key ids for targets but 1 distinct key", "no bundle can meet that threshold",
 		"the release team must list 2 distinct targets keys in new root metadata")
 }
@@ -294,9 +293,8 @@ func TestKeyUnderTwoIDsBesideASecondKeyNeedsTheSecondKey(t *testing.T) {
 	// The root lists a real second key, but the bundle is signed by the first key twice.
 	r, _ := fxBasic(t)
 	k := r.signers["targets"][0]
-	alias := strings.Repeat("cd", 32)
-	copyKey := *k.key
-	r.root.Signed.Keys[alias] = &copyKey
+	alias, aliasKey := fxAlias(t, k, "cd")
+	r.root.Signed.Keys[alias] = aliasKey
 	r.root.Signed.Roles["targets"].KeyIDs = append(r.root.Signed.Roles["targets"].KeyIDs, alias)
 	_ = r.root.Signed.AddKey(fxNewKey(t, "targets-b").key, "targets")
 	r.root.Signed.Roles["targets"].Threshold = 2
@@ -308,7 +306,7 @@ func TestKeyUnderTwoIDsBesideASecondKeyNeedsTheSecondKey(t *testing.T) {
 		*sigs = append(*sigs, dup)
 	}
 	e := fxRefusal(t, r.write("counted-twice.fwb"), r.opts(nil), CodeThreshold)
-	fxSays(t, e, "key ids "+k.id[:8]+"… and cdcdcdcd… are the same key, which counts once",
+	fxSays(t, e, "key ids "+k.id[:8]+"… and "+alias[:8]+"… are the same key, which counts once",
 		"root v1 lists 3 key ids for targets but 2 distinct keys", "ask the release team for a bundle signed by 2 distinct targets keys")
 }
 

@@ -130,6 +130,19 @@ type delegation struct {
 	paths   []string
 	version int64
 	targets []payload
+	// listAs, when set, lists keys[i] under the key id listAs[i] instead of its own, and
+	// renames its signatures to match: a forged key id.
+	listAs []string
+}
+
+// listedID is the key id the delegation lists k under.
+func (d *delegation) listedID(k *key) string {
+	for i, dk := range d.keys.keys {
+		if dk == k && i < len(d.listAs) {
+			return d.listAs[i]
+		}
+	}
+	return k.id
 }
 
 // release is one state of a repository: its root chain, the versions of each role and
@@ -193,6 +206,7 @@ func (r release) build() *bundle.Contents {
 		for _, k := range d.signers {
 			_, err := dm.Sign(k.signer)
 			must(err)
+			dm.Signatures[len(dm.Signatures)-1].KeyID = d.listedID(k)
 		}
 		c.Delegated[d.name] = toBytes(dm)
 		snapshot.Signed.Meta[d.name+".json"] = metadata.MetaFile(ver(d.version))
@@ -200,8 +214,8 @@ func (r release) build() *bundle.Contents {
 		targets.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{}}
 		role := metadata.DelegatedRole{Name: d.name, Threshold: d.keys.threshold, Terminating: true, Paths: d.paths}
 		for _, k := range d.keys.keys {
-			targets.Signed.Delegations.Keys[k.id] = k.tuf
-			role.KeyIDs = append(role.KeyIDs, k.id)
+			targets.Signed.Delegations.Keys[d.listedID(k)] = k.tuf
+			role.KeyIDs = append(role.KeyIDs, d.listedID(k))
 		}
 		targets.Signed.Delegations.Roles = []metadata.DelegatedRole{role}
 	}

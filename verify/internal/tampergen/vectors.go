@@ -278,6 +278,15 @@ func generate(upstream string) ([]outFile, error) {
 			p.path = "other/app.bin"
 			return write(delegated(p).build())
 		}},
+		{"fail_forged_key_id", func() ([]byte, error) {
+			// Mallory's key listed under the product key's published id.
+			r := delegated(app("1.0.7", 3))
+			mallory := newKey("mallory")
+			r.delegation.keys = one(mallory)
+			r.delegation.signers = []*key{mallory}
+			r.delegation.listAs = []string{acmeGW1.id}
+			return write(r.build())
+		}},
 		{"fail_wrong_hardware", writeRelease(basic(app("1.0.4", 3)))},
 		{"fail_lower_release_counter", writeRelease(basic(app("1.0.5", 5)))},
 		{"fail_requirement", writeRelease(basic(bootloaderReq))},
