@@ -79,7 +79,7 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 		bundleNewest = max(bundleNewest, v)
 	}
 	var strict, loose []candidate
-	var demoOnly bool
+	var demoOnly, vendorOnly bool
 	var pinnedNames []string
 	for _, p := range opts.Roots {
 		pr, e := decodeRoot(p.Root, "pinned root "+p.Name)
@@ -94,6 +94,15 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 		if (p.Demo || demoKeys) && !opts.DemoMode {
 			if chainsFrom(md, pr, p.Root) {
 				demoOnly = true
+			}
+			continue
+		}
+		// Demo mode trusts the demo root only: it keeps its own state, so a vendor's root
+		// there would verify without the vendor's remembered metadata (a withdrawn
+		// release would pass).
+		if opts.DemoMode && !p.Demo {
+			if chainsFrom(md, pr, p.Root) {
+				vendorOnly = true
 			}
 			continue
 		}
@@ -134,6 +143,10 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 		if demoOnly {
 			return nil, errorf(CodeUntrusted, "root", "open it in demo mode (fieldflash demo), or get a bundle signed by your vendor",
 				"the bundle is signed by the demo root, which is trusted only in demo mode")
+		}
+		if vendorOnly {
+			return nil, errorf(CodeUntrusted, "root", "verify it without --demo, against the roots pinned on this machine",
+				"demo mode trusts the demo root only, and this bundle is signed by a vendor's root")
 		}
 		pinned := "none"
 		if len(pinnedNames) > 0 {

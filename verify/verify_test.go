@@ -795,3 +795,26 @@ func TestSavedRootThatDoesNotChainFromThePinIsRefused(t *testing.T) {
 		t.Errorf("reason %q", e.Reason)
 	}
 }
+
+// Demo mode trusts the demo root only: a vendor's bundle verified there would be checked
+// without the vendor's remembered state, so a withdrawn release would pass.
+func TestDemoModeTrustsTheDemoRootOnly(t *testing.T) {
+	r, _ := fxBasic(t)
+	st := NewMemoryState()
+	withdrawn := r.write("vendor-1.0.0.fwb")
+	fxAccept(t, withdrawn, r.opts(st))
+	r.release()
+	delete(r.targets.Signed.Targets, "acme-gw/app-1.0.0.bin")
+	r.payloads = map[string][]byte{}
+	r.addTarget("targets", "acme-gw/app-1.1.0.bin", []byte("1.1.0"), fxMeta())
+	fxAccept(t, r.write("vendor-1.1.0.fwb"), r.opts(st))
+	fxRefusal(t, withdrawn, r.opts(st), CodeWithdrawn)
+
+	demo := fxForeignRepo(t, "demo-root")
+	demoOpts := Options{Roots: []PinnedRoot{r.pinned(), {Name: "fieldflash-demo", Root: demo.roots[1], Demo: true}},
+		DemoMode: true, State: NewMemoryState(), Now: func() time.Time { return fxNow }}
+	e := fxRefusal(t, withdrawn, demoOpts, CodeUntrusted)
+	fxSays(t, e, "demo mode trusts the demo root only", "without --demo")
+	demo.addTarget("targets", "demo/app.bin", []byte("demo"), fxMeta())
+	fxAccept(t, demo.write("demo.fwb"), demoOpts)
+}
