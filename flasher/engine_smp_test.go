@@ -70,6 +70,11 @@ type smpField struct {
 
 func newSMPField(t testing.TB, bytesPerSec float64) *smpField {
 	t.Helper()
+	return newSMPFieldWith(t, bytesPerSec, smpdev.Options{HardwareID: "acme-gw-r2"})
+}
+
+func newSMPFieldWith(t testing.TB, bytesPerSec float64, opt smpdev.Options) *smpField {
+	t.Helper()
 	fl, err := flash.Create(filepath.Join(t.TempDir(), "device.flash"), flash.Layout{SectorSize: 4096, SlotSize: 0x20000, BootloaderSize: 0x4000}, []byte("MCUboot"), flash.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +87,7 @@ func newSMPField(t testing.TB, bytesPerSec float64) *smpField {
 	if err := fl.Program(flash.Primary, 0, factory); err != nil {
 		t.Fatal(err)
 	}
-	dev, err := smpdev.New(fl, smpdev.Options{HardwareID: "acme-gw-r2"})
+	dev, err := smpdev.New(fl, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,10 +155,11 @@ func (f *smpField) plan(t testing.TB, v *verify.Verified) (*flasher.Plan, flashe
 		t.Fatal(err)
 	}
 	p, err := flasher.NewPlan(v, "", id, flasher.PlanOptions{
-		Port:      f.port,
-		Device:    "acme-gw-r2/SN0042",
-		Reconnect: func(ctx context.Context) (flasher.Driver, error) { return f.connect(nil) },
-		Retry:     flasher.RetryPolicy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		Port:       f.port,
+		HardwareID: "acme-gw-r2", // off the label: serial recovery does not say
+		Device:     "acme-gw-r2/SN0042",
+		Reconnect:  func(ctx context.Context) (flasher.Driver, error) { return f.connect(nil) },
+		Retry:      flasher.RetryPolicy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -351,4 +357,58 @@ func TestFlashProcessForKill(t *testing.T) {
 	}
 	j.Every = 4 << 10
 	flasher.Run(context.Background(), p, d, j, nil)
+}
+
+// onPull runs pulled once, when the cable it wraps is pulled.
+type onPull struct {
+	*pulledCable
+	once   sync.Once
+	pulled func()
+}
+
+func (c *onPull) Write(b []byte) (int, error) {
+	n, err := c.pulledCable.Write(b)
+	if err != nil {
+		c.once.Do(c.pulled)
+	}
+	return n, err
+}
+
+// MCUboot serial recovery writes the primary slot as it receives the image, so no check
+// after the transfer can undo what was sent. A bundle rewritten on disk while the cable is
+// out must not reach the slot: the resent image is the copy verified before the transfer.
+func TestRecoveryNeverWritesABundleRewrittenDuringACablePull(t *testing.T) {
+	f := newSMPFieldWith(t, 0, smpdev.Options{HardwareID: "acme-gw-r2", Recovery: true})
+	v, hash := smpBundle(t, t.TempDir(), "ecdsa-p256-basic.bin", "2.0.0")
+	p, first := f.plan(t, v)
+	first.Close()
+	if p.From.Mode != flasher.ModeRecovery {
+		t.Fatalf("the device answers in mode %q, want serial recovery", p.From.Mode)
+	}
+	evil := make([]byte, v.Targets[0].Length)
+	for i := range evil {
+		evil[i] = 0xE5
+	}
+	d, err := f.connect(func(rw io.ReadWriter) io.ReadWriter {
+		return &onPull{pulledCable: &pulledCable{ReadWriter: rw, after: 40000}, pulled: func() {
+			// While the cable is out: the attacker rewrites the bundle, and the technician
+			// lets go of the recovery button, so the next boot runs what the slot holds.
+			bf, err := os.OpenFile(v.Bundle, os.O_RDWR, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			bf.WriteAt(evil, v.Targets[0].Offset)
+			bf.Close()
+			f.dev.SetRecovery(false)
+		}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := flasher.Run(context.Background(), p, d, nil, nil)
+	if err != nil || o.Result != flasher.ResultConfirmed || o.Retries == 0 {
+		t.Fatalf("outcome %+v, err %v", o, err)
+	}
+	f.wantRunning(t, hash)
 }

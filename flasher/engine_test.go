@@ -544,31 +544,69 @@ func TestCancelDuringProbeNeverConfirms(t *testing.T) {
 	}
 }
 
+// rewriteBundle changes payload bytes of the bundle file on disk at off, as someone with
+// write access to the file (or a failing disk) would after it was verified.
+func (b *bench) rewriteBundle(off int64, data []byte) {
+	b.t.Helper()
+	f, err := os.OpenFile(b.v.Bundle, os.O_RDWR, 0)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(data, b.v.Targets[0].Offset+off); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 func TestFlashRefusesBundleModifiedAfterVerify(t *testing.T) {
 	b := newBench(t)
-	p := b.plan()
-	// Someone (or a failing disk) changes one payload byte after verification.
-	f, err := os.OpenFile(b.v.Bundle, os.O_RDWR, 0)
+	// The bundle changes between "verified" and the flash: the plan copies the payload and
+	// checks the copy before anything is sent.
+	b.rewriteBundle(4000, []byte{b.payload[4000] ^ 0x55})
+	d := b.dev.connect()
+	id, err := d.Identify(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte{b.payload[4000] ^ 0x55}, b.v.Targets[0].Offset+4000); err != nil {
-		t.Fatal(err)
+	b.dev.calls = nil
+	_, err = flasher.NewPlan(b.v, "", id, b.opt)
+	if flasher.CodeOf(err) != flasher.CodeBundleChanged {
+		t.Fatalf("NewPlan: %v; want the changed bundle refused", err)
 	}
-	f.Close()
-	o, err := flasher.Run(context.Background(), p, b.dev.connect(), b.journal(p), nil)
-	if flasher.CodeOf(err) != flasher.CodeBundleChanged || o.Result != flasher.ResultFailed {
-		t.Fatalf("outcome %+v, err %v", o, err)
-	}
-	if b.dev.called("activate") != 0 || b.dev.called("reset") != 0 {
+	if len(b.dev.calls) != 0 {
 		t.Fatalf("device saw %v after a modified bundle", b.dev.calls)
 	}
-	if !strings.Contains(err.Error(), "changed on disk after it was verified") || !strings.Contains(err.Error(), "verify it") {
-		t.Fatalf("error: %v", err)
+	for _, s := range []string{"changed after it was verified", "nothing was sent to the device", "verify it"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
 	}
 	b.wantOldImageConfirmed()
 }
 
+// A bundle rewritten while the transfer pauses for a retry cannot reach the device: every
+// byte, resends included, comes from the copy verified when the plan was made.
+func TestBundleRewrittenDuringARetryPauseNeverReachesTheDevice(t *testing.T) {
+	b := newBench(t)
+	evil := randomBytes(666, len(b.payload))
+	faulted := false
+	b.dev.hook = func(verb string, acked int64) error {
+		if verb == "write-chunk" && acked >= 6144 && !faulted {
+			faulted = true
+			b.rewriteBundle(0, evil) // the whole payload, the part already sent included
+			return errLinkDown
+		}
+		return nil
+	}
+	o, err, _ := b.flash(context.Background())
+	if err != nil || o.Result != flasher.ResultConfirmed || !faulted {
+		t.Fatalf("outcome %+v, err %v (fault injected: %v)", o, err, faulted)
+	}
+	b.wantNewImageConfirmed() // the device knows only the verified image as 2.0.0
+}
+
+// A run that resumes after the app was stopped plans again, and so checks the bundle
+// again before sending the rest.
 func TestFlashRefusesBundleModifiedBeforeResume(t *testing.T) {
 	b := newBench(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -582,15 +620,19 @@ func TestFlashRefusesBundleModifiedBeforeResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.dev.hook = nil
-	p := b.plan()
-	// The part already on the device is what changes: only the re-hash of the skipped
-	// prefix can see it.
-	f, _ := os.OpenFile(b.v.Bundle, os.O_RDWR, 0)
-	f.WriteAt([]byte{b.payload[10] ^ 1}, b.v.Targets[0].Offset+10)
-	f.Close()
-	o, err := flasher.Run(context.Background(), p, b.dev.connect(), b.journal(p), nil)
-	if flasher.CodeOf(err) != flasher.CodeBundleChanged || o.ResumedFrom != 6144 || b.dev.called("activate") != 0 {
-		t.Fatalf("outcome %+v, err %v", o, err)
+	// The part already on the device is what changes.
+	b.rewriteBundle(10, []byte{b.payload[10] ^ 1})
+	d := b.dev.connect()
+	id, err := d.Identify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.dev.calls = nil
+	if _, err := flasher.NewPlan(b.v, "", id, b.opt); flasher.CodeOf(err) != flasher.CodeBundleChanged {
+		t.Fatalf("NewPlan: %v; want the changed bundle refused", err)
+	}
+	if len(b.dev.calls) != 0 {
+		t.Fatalf("device saw %v after a modified bundle", b.dev.calls)
 	}
 }
 

@@ -99,7 +99,7 @@ type Plan struct {
 	Bundle       string // bundle file
 	BundleDigest string // verify.Verified.Digest
 	Target       verify.Target
-	Image        Image // Data streams from the bundle file and re-hashes as it goes
+	Image        Image // Data serves a private copy of the payload, checked before anything is sent
 	Protocol     string
 	Device       string // journal key
 	HardwareID   string
@@ -109,17 +109,16 @@ type Plan struct {
 	// advisories, verification warnings.
 	Notes []string
 
-	file       *os.File
-	source     *payloadSource
+	source     *verifiedCopy
 	deviceHash []byte // MCUboot image hash, which the device reports for its slots
 }
 
-// Close releases the bundle file.
+// Close releases the private copy of the image.
 func (p *Plan) Close() error {
-	if p.file == nil {
+	if p.source == nil {
 		return nil
 	}
-	return p.file.Close()
+	return p.source.Close()
 }
 
 // JournalKey is the key of this update's journal.
@@ -215,15 +214,19 @@ func NewPlan(v *verify.Verified, target string, id *Identity, opt PlanOptions) (
 		copy(sum[:], b)
 	}
 
+	// The device gets its bytes from a private copy, checked against the signed hash here,
+	// before anything is sent; the bundle file is not read again.
 	f, err := os.Open(v.Bundle)
 	if err != nil {
 		return nil, &Error{Code: CodeBundleChanged, Thing: "bundle " + v.Bundle, Reason: "cannot be opened again after verification: " + err.Error(), Next: "put the bundle back where it was and verify it again", Err: err}
 	}
-	if fi, err := f.Stat(); err != nil || fi.Size() < t.Offset+t.Length {
-		f.Close()
-		return nil, &Error{Code: CodeBundleChanged, Thing: "bundle " + v.Bundle, Reason: "is shorter than when it was verified", Next: "copy the bundle again and verify it"}
+	src, err := copyVerified(io.NewSectionReader(f, t.Offset, t.Length), t.Length, sum)
+	f.Close()
+	if err != nil {
+		return nil, &Error{Code: CodeBundleChanged, Thing: "bundle " + v.Bundle,
+			Reason: fmt.Sprintf("%v (target %s); nothing was sent to the device", err, t.Path),
+			Next:   "copy the bundle again from a trusted source and verify it before flashing", Err: err}
 	}
-	src := newPayloadSource(io.NewSectionReader(f, t.Offset, t.Length), t.Length, sum)
 
 	device := opt.Device
 	if device == "" {
@@ -238,7 +241,6 @@ func NewPlan(v *verify.Verified, target string, id *Identity, opt PlanOptions) (
 		HardwareID:   hw,
 		From:         id,
 		Options:      opt,
-		file:         f,
 		source:       src,
 		Image: Image{
 			Name:           t.Path,
@@ -257,7 +259,7 @@ func NewPlan(v *verify.Verified, target string, id *Identity, opt PlanOptions) (
 		p.deviceHash, _ = hex.DecodeString(t.Image.ImageHash)
 	case meta.Format == "mcuboot":
 		// MCUboot devices report their slots by the image's own hash TLV.
-		if m, err := mcuboot.Parse(io.NewSectionReader(f, t.Offset, t.Length), t.Length); err == nil {
+		if m, err := mcuboot.Parse(io.NewSectionReader(src, 0, t.Length), t.Length); err == nil {
 			p.deviceHash = m.ImageHash
 		}
 	}

@@ -218,9 +218,6 @@ func (r *run) transfer(ctx context.Context, fromZero bool) error {
 				r.emit(Event{Step: StepTransfer, Kind: KindProgress, Bytes: from, Total: size, Message: fmt.Sprintf("the device holds %d bytes from an earlier attempt; resuming there", from)})
 			}
 		}
-		if err := r.p.source.HashTo(from); err != nil {
-			return false, &Error{Code: CodeBundleChanged, Thing: "bundle " + r.p.Bundle, Reason: "cannot be read again: " + err.Error(), Next: "put the bundle back where it was and verify it again", Err: err}
-		}
 		start := from
 		r.meter.reset(r.now(), from)
 		got, err := r.write(ctx, from, func(a int64) {
@@ -249,9 +246,15 @@ func (r *run) transfer(ctx context.Context, fromZero bool) error {
 		return err
 	}
 	if err := r.p.source.Verify(); err != nil {
-		return &Error{Code: CodeBundleChanged, Thing: "bundle " + r.p.Bundle,
-			Reason: "changed on disk after it was verified (" + err.Error() + "); nothing was activated, the device still runs its current image",
-			Next:   "copy the bundle again from a trusted source and verify it before flashing", Err: err}
+		// Only what is known is said: a bootloader that writes as it receives (a classic
+		// one, MCUboot serial recovery) already holds the bytes that were sent.
+		reason := err.Error() + "; nothing was activated, and the device still runs its current image"
+		next := "copy the bundle again from a trusted source and flash it again"
+		if m := r.p.From.Mode; m == ModeRecovery || m == ModeBootloader {
+			reason = err.Error() + "; this bootloader writes the image as it receives it, so the slot it wrote may hold bytes that were not verified"
+			next = "do not restart the device; flash it again at once from a fresh, verified copy of the bundle (`fieldflash recover` with the bundle)"
+		}
+		return &Error{Code: CodeBundleChanged, Thing: "image " + r.p.Image.Name, Reason: reason, Next: next, Err: err}
 	}
 	r.stepDone(StepTransfer, fmt.Sprintf("%d bytes sent", r.out.Bytes))
 	return nil
