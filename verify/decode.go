@@ -103,6 +103,23 @@ func decodeTargets(raw []byte, thing string) (*metadata.Metadata[metadata.Target
 		if s := d.SuccinctRoles; s != nil && (s.BitLength < 1 || s.BitLength > 32) {
 			return nil, errorf(CodeMetadata, thing, nextRebuild, "succinct_roles bit_length %d is outside 1..32", s.BitLength)
 		}
+		if s := d.SuccinctRoles; s != nil {
+			if raw, ok := s.UnrecognizedFields[HardwareField]; ok {
+				if _, err := hardwareList(raw); err != nil {
+					return nil, errorf(CodeMetadata, thing, nextRebuild, "succinct_roles: %v", err)
+				}
+			}
+		}
+		for _, r := range d.Roles {
+			if len(r.Paths) > 0 && len(r.PathHashPrefixes) > 0 {
+				return nil, errorf(CodeMetadata, thing, nextRebuild, "delegated role %s has both paths and path_hash_prefixes; the TUF spec allows one of them", r.Name)
+			}
+			if raw, ok := r.UnrecognizedFields[HardwareField]; ok {
+				if _, err := hardwareList(raw); err != nil {
+					return nil, errorf(CodeMetadata, thing, nextRebuild, "delegated role %s: %v", r.Name, err)
+				}
+			}
+		}
 	}
 	return md, nil
 }

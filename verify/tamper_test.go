@@ -102,6 +102,13 @@ var tamperCases = []tamperCase{
 			"the release team must sign it with a role delegated for other/app.bin"}},
 	{file: "fail_forged_key_id.fwb", want: verify.CodeMetadata, things: []string{"targets.json"},
 		says: []string{"lists a key under the id", "own id", "a key id must be computed from its key"}},
+	{file: "good_hash_bins.fwb", check: func(t *testing.T, v *verify.Verified) {
+		onlyTarget(t, v, "acme-gw/app-1.bin", "bin-d5")
+	}},
+	{file: "fail_wrong_hash_bin.fwb", want: verify.CodePayload, things: []string{"acme-gw/app-1.bin"},
+		says: []string{"role bin-1 lists it as acme-gw/app-1.bin", "targets delegates only the paths with hash prefixes 1 to bin-1"}},
+	{file: "fail_delegated_other_hardware.fwb", hardware: "acme-sensor-r1", want: verify.CodePayload, things: []string{"acme-gw/app-1.0.9.bin"},
+		says: []string{"role acme-gw signs it for hardware acme-sensor-r1", "targets delegates to acme-gw only hardware acme-gw-r1, acme-gw-r2"}},
 	{file: "fail_wrong_hardware.fwb", hardware: "acme-gw-r2", want: verify.CodeHardware, things: []string{"acme-gw-r2", "app-1.0.4"}},
 	{file: "fail_lower_release_counter.fwb", counter: u64(9), want: verify.CodeReleaseCounter, things: []string{"app-1.0.5"}},
 	{file: "fail_requirement.fwb", installed: map[string]string{"bootloader": "1.4.0"}, want: verify.CodeRequirement, things: []string{"bootloader"}},

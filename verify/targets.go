@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
@@ -56,6 +57,7 @@ type pathWalk struct {
 	tf      *metadata.TargetFiles // that role's entry for the path
 	visited []string              // the roles the walk visited, in order
 	cut     *delegationLink       // the first terminating delegation, which ended the walk there
+	chain   []delegationLink      // the delegations from targets down to role
 }
 
 // delegationLink is one delegation: delegator trusts role for the paths dr lists or,
@@ -65,6 +67,125 @@ type delegationLink struct {
 	role      string
 	dr        *metadata.DelegatedRole
 	bins      *metadata.SuccinctRoles
+}
+
+// terminating reports whether the walk stops at this delegation (hash bins always do, TAP 15).
+func (l delegationLink) terminating() bool { return l.dr == nil || l.dr.Terminating }
+
+// hardware returns the hardware ids the delegator confines the delegate to, and whether it
+// does (HardwareField in the delegation; checked to be a list of strings when read).
+func (l delegationLink) hardware() ([]string, bool) {
+	var fields map[string]any
+	if l.dr != nil {
+		fields = l.dr.UnrecognizedFields
+	} else if l.bins != nil {
+		fields = l.bins.UnrecognizedFields
+	}
+	raw, ok := fields[HardwareField]
+	if !ok {
+		return nil, false
+	}
+	ids, _ := hardwareList(raw)
+	return ids, true
+}
+
+// HardwareField is the field of a delegated role (in "delegations.roles", or in
+// "succinct_roles") by which a delegating role confines its delegate to hardware ids:
+// every target the delegate signs, directly or through its own delegations, must list only
+// hardware ids from this list. It is signed by the delegator, like the delegation's paths.
+const HardwareField = "x-fieldflash-hardware-ids"
+
+// hardwareList reads HardwareField's value: a JSON array of non-empty strings.
+func hardwareList(raw any) ([]string, error) {
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s must be an array of hardware ids", HardwareField)
+	}
+	ids := make([]string, 0, len(list))
+	for _, v := range list {
+		s, ok := v.(string)
+		if !ok || strings.TrimSpace(s) == "" {
+			return nil, fmt.Errorf("%s must hold only non-empty strings", HardwareField)
+		}
+		ids = append(ids, s)
+	}
+	return ids, nil
+}
+
+// delegatedPath is the TUF specification's rule for whether a delegated role is trusted
+// for target: one of its "paths" patterns matches (shell-style, segment by segment, so
+// "*" never crosses a "/"), or the hex SHA-256 of the target path starts with one of its
+// "path_hash_prefixes". go-tuf v2.4.2 compares the prefixes with the base64 form of the
+// hash (fixed upstream in go-tuf PR 783, in no release served here), so the rule lives here.
+func delegatedPath(dr *metadata.DelegatedRole, target string) bool {
+	switch {
+	case len(dr.Paths) > 0:
+		for _, pattern := range dr.Paths {
+			if matchPathPattern(pattern, target) {
+				return true
+			}
+		}
+	case len(dr.PathHashPrefixes) > 0:
+		sum := sha256.Sum256([]byte(target))
+		h := hex.EncodeToString(sum[:])
+		for _, prefix := range dr.PathHashPrefixes {
+			if strings.HasPrefix(h, prefix) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matchPathPattern matches target against a TUF path pattern the way python-tuf and
+// go-tuf do: the same number of "/"-separated segments, each matching its pattern segment
+// with shell-style wildcards.
+func matchPathPattern(pattern, target string) bool {
+	ps, ts := strings.Split(pattern, "/"), strings.Split(target, "/")
+	if len(ps) != len(ts) {
+		return false
+	}
+	for i := range ps {
+		if ok, err := path.Match(ps[i], ts[i]); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// PathDelegated reports whether dr is trusted for target by the TUF specification's rule
+// (paths patterns, or the hex SHA-256 of the path against path_hash_prefixes).
+func PathDelegated(dr *metadata.DelegatedRole, target string) bool { return delegatedPath(dr, target) }
+
+// DelegatedHardware returns the hardware ids dr confines its delegate to (HardwareField),
+// and whether it does; an error when the field is not a list of non-empty strings.
+func DelegatedHardware(dr *metadata.DelegatedRole) ([]string, bool, error) {
+	raw, ok := dr.UnrecognizedFields[HardwareField]
+	if !ok {
+		return nil, false, nil
+	}
+	ids, err := hardwareList(raw)
+	return ids, true, err
+}
+
+// delegationsFor lists, in order, the delegations of role (its metadata m) that are
+// trusted for target.
+func delegationsFor(role string, m *metadata.Metadata[metadata.TargetsType], target string) []delegationLink {
+	d := m.Signed.Delegations
+	if d == nil {
+		return nil
+	}
+	if d.SuccinctRoles != nil {
+		rs := d.SuccinctRoles.GetRolesForTarget(target)
+		return []delegationLink{{delegator: role, role: rs[0].Name, bins: d.SuccinctRoles}}
+	}
+	var out []delegationLink
+	for i := range d.Roles {
+		if delegatedPath(&d.Roles[i], target) {
+			out = append(out, delegationLink{delegator: role, role: d.Roles[i].Name, dr: &d.Roles[i]})
+		}
+	}
+	return out
 }
 
 // patterns says which paths the delegation covers, for messages.
@@ -85,8 +206,7 @@ func (l delegationLink) covers(path string) bool {
 		rs := l.bins.GetRolesForTarget(path)
 		return len(rs) == 1 && rs[0].Name == l.role
 	}
-	ok, err := l.dr.IsDelegatedPath(path)
-	return err == nil && ok
+	return delegatedPath(l.dr, path)
 }
 
 // governing walks the delegations for path as go-tuf's updater does and returns the
@@ -101,9 +221,12 @@ func (t *trust) governing(path string) (string, *metadata.TargetFiles, *Error) {
 // whose metadata is missing, and so visits every role some chain of delegations
 // authorises for path.
 func (t *trust) walk(path string, explore bool) (pathWalk, *Error) {
-	type visit struct{ role, parent string }
+	type visit struct {
+		role, parent string
+		chain        []delegationLink
+	}
 	var w pathWalk
-	stack := []visit{{metadata.TARGETS, metadata.ROOT}}
+	stack := []visit{{role: metadata.TARGETS, parent: metadata.ROOT}}
 	visited := map[string]bool{}
 	for len(stack) > 0 && len(visited) <= t.limits.MaxRoles+1 {
 		v := stack[len(stack)-1]
@@ -121,19 +244,16 @@ func (t *trust) walk(path string, explore bool) (pathWalk, *Error) {
 		}
 		w.visited = append(w.visited, v.role)
 		if tf, ok := m.Signed.Targets[path]; ok && !explore {
-			w.role, w.tf = v.role, tf
+			w.role, w.tf, w.chain = v.role, tf, v.chain
 			return w, nil
 		}
 		visited[v.role] = true
-		if m.Signed.Delegations == nil {
-			continue
-		}
 		var children []visit
-		for _, r := range m.Signed.Delegations.GetRolesForTarget(path) {
-			children = append(children, visit{r.Name, v.role})
-			if r.Terminating && !explore {
+		for _, l := range delegationsFor(v.role, m, path) {
+			children = append(children, visit{role: l.role, parent: v.role, chain: append(slices.Clone(v.chain), l)})
+			if l.terminating() && !explore {
 				if w.cut == nil {
-					w.cut = &delegationLink{delegator: v.role, role: r.Name, dr: delegatedRole(m.Signed.Delegations, r.Name), bins: m.Signed.Delegations.SuccinctRoles}
+					w.cut = &l
 				}
 				stack = nil
 				break
@@ -192,23 +312,54 @@ func (t *trust) narrowLink(role, path string, seen map[string]bool) (delegationL
 	return delegationLink{}, false
 }
 
-// resolve finds the trusted target a payload named sha stands for.
-func (t *trust) resolve(idx map[string][]listing, sha string) (listing, *metadata.TargetFiles, *Error) {
+// resolve finds the trusted target a payload named sha stands for, and the delegations
+// that lead to the role that signed it.
+func (t *trust) resolve(idx map[string][]listing, sha string) (listing, *metadata.TargetFiles, []delegationLink, *Error) {
 	var walkErr *Error
 	for _, l := range idx[sha] {
-		role, tf, e := t.governing(l.path)
+		w, e := t.walk(l.path, false)
 		if e != nil {
 			if walkErr == nil {
 				walkErr = e
 			}
 			continue
 		}
-		if tf == nil || role != l.role || hex.EncodeToString(tf.Hashes["sha256"]) != sha {
+		if w.tf == nil || w.role != l.role || hex.EncodeToString(w.tf.Hashes["sha256"]) != sha {
 			continue
 		}
-		return l, tf, nil
+		return l, w.tf, w.chain, nil
 	}
-	return listing{}, nil, walkErr
+	return listing{}, nil, nil, walkErr
+}
+
+// confined refuses a target that lists hardware a delegation on the way to its role does
+// not allow: the path rules say which targets a delegate may sign, this says for which
+// hardware, so a product key cannot sign firmware for another product's boards.
+func confined(thing string, l listing, meta TargetMeta, chain []delegationLink) *Error {
+	for _, link := range chain {
+		allowed, ok := link.hardware()
+		if !ok {
+			continue
+		}
+		for _, hw := range meta.HardwareIDs {
+			if slices.Contains(allowed, hw) {
+				continue
+			}
+			via := ""
+			if link.role != l.role {
+				via = fmt.Sprintf(" (on the way to %s)", l.role)
+			}
+			only := "no hardware"
+			if len(allowed) > 0 {
+				only = "only hardware " + strings.Join(allowed, ", ")
+			}
+			return errorf(CodePayload, thing,
+				fmt.Sprintf("do not flash it; a target for %s must be signed by a role delegated for that hardware; ask the release team for a corrected bundle", hw),
+				"role %s signs it for hardware %s, but %s delegates to %s%s %s: a delegated key cannot sign firmware for other hardware",
+				l.role, hw, link.delegator, link.role, via, only)
+		}
+	}
+	return nil
 }
 
 // notGoverning refuses a payload that a trusted role lists, but under a path that role
@@ -311,7 +462,7 @@ func (t *trust) withdrawn(sha string) *Error {
 // the target lists, and has the image checked against its metadata.
 func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []byte, file io.ReaderAt) (Target, error) {
 	thing := "payload targets/" + shortKey(p.SHA256)
-	l, tf, e := t.resolve(idx, p.SHA256)
+	l, tf, chain, e := t.resolve(idx, p.SHA256)
 	if e != nil {
 		return Target{}, e
 	}
@@ -337,6 +488,9 @@ func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []
 	}
 	meta, e := parseTargetMeta(tf, "target "+l.path)
 	if e != nil {
+		return Target{}, e
+	}
+	if e := confined(thing, l, meta, chain); e != nil {
 		return Target{}, e
 	}
 	if err := streamPayload(p, tf, buf, thing); err != nil {

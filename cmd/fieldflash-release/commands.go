@@ -196,15 +196,19 @@ comma-separated names; thresholds default to 1.`)
 }
 
 func cmdDelegate(args []string, out io.Writer) error {
-	fs, repo := flags("delegate", `--role NAME --key K... --paths PATTERN... [--threshold M] [--expires 90d] [--terminating] [--from ROLE]
+	fs, repo := flags("delegate", `--role NAME --key K... --paths PATTERN... [--hardware ID...] [--threshold M] [--expires 90d] [--terminating] [--from ROLE]
 Delegates target paths (TUF patterns such as 'acme-gw/*') to role NAME with its own keys, or
-changes an existing delegation (new keys, threshold or paths: the way to rotate or revoke a
-product key). Makes NAME.json (empty, unsigned) if it does not exist. The delegating role
-(--from, default targets) changes and must be signed again.`)
+changes an existing delegation (new keys, threshold, paths or hardware: the way to rotate or
+revoke a product key). --hardware confines the role to those hardware ids (signed by the
+delegating role, in the delegation): verify refuses any target the role, or a role below it,
+signs for other hardware. Makes NAME.json (empty, unsigned) if it does not exist. The
+delegating role (--from, default targets) changes and must be signed again.`)
 	role := fs.String("role", "", "delegated role `NAME`, e.g. acme-gw")
 	var keys, paths list
 	fs.Var(&keys, "key", "public `KEY` of the role (repeat for more)")
 	fs.Var(&paths, "paths", "target path `PATTERN` the role may sign (repeat for more)")
+	var hardware list
+	fs.Var(&hardware, "hardware", "hardware `ID` the role may sign for (repeat for more); none: any hardware")
 	threshold := fs.Int("threshold", 1, "signatures the role needs")
 	expires := fs.String("expires", "90d", "expiry of the new role's metadata")
 	terminating := fs.Bool("terminating", false, "clients stop searching other roles for these paths")
@@ -230,11 +234,15 @@ product key). Makes NAME.json (empty, unsigned) if it does not exist. The delega
 	if err != nil {
 		return err
 	}
-	d := release.Delegation{Name: *role, Delegator: *from, RoleKeys: release.RoleKeys{Keys: k, Threshold: *threshold}, Paths: paths, Terminating: *terminating, Expires: exp}
+	d := release.Delegation{Name: *role, Delegator: *from, RoleKeys: release.RoleKeys{Keys: k, Threshold: *threshold}, Paths: paths, Terminating: *terminating, Expires: exp, HardwareIDs: hardware}
 	if err := r.Delegate(d); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "role %s delegated by %s for %s (threshold %d of %d)\nnext: sign %s, and %s with the role's keys once it lists targets\n", *role, *from, strings.Join(paths, " "), *threshold, len(k), *from, *role)
+	for_ := strings.Join(paths, " ")
+	if len(hardware) > 0 {
+		for_ += ", hardware " + strings.Join(hardware, " ")
+	}
+	fmt.Fprintf(out, "role %s delegated by %s for %s (threshold %d of %d)\nnext: sign %s, and %s with the role's keys once it lists targets\n", *role, *from, for_, *threshold, len(k), *from, *role)
 	return nil
 }
 

@@ -384,10 +384,21 @@ func TestRootRotationNeedsOldAndNewKeys(t *testing.T) {
 func TestPerProductKeysSignOnlyTheirProduct(t *testing.T) {
 	a := newAcme(t)
 	gw1, gw2 := a.key("acme-gw-1"), a.key("acme-gw-2")
-	a.ok("delegate", "--repo", a.repo, "--role", "acme-gw", "--key", gw1, "--key", gw2, "--threshold", "2", "--paths", "acme-gw/*", "--terminating")
+	a.ok("delegate", "--repo", a.repo, "--role", "acme-gw", "--key", gw1, "--key", gw2, "--threshold", "2", "--paths", "acme-gw/*", "--terminating",
+		"--hardware", "acme-gw-r1,acme-gw-r2")
 	if e := a.fails(1, "add-target", "--repo", a.repo, "--role", "acme-gw", "--file", a.file("x.bin", []byte("x")), "--path", "acme-sensor/app.bin",
-		"--hardware", "acme-sensor-r1", "--version", "1.0.0", "--counter", "1", "--component", "app"); !strings.Contains(e, "may only sign paths acme-gw/*") {
+		"--hardware", "acme-sensor-r1", "--version", "1.0.0", "--counter", "1", "--component", "app"); !strings.Contains(e, "only paths acme-gw/*") {
 		t.Fatalf("target outside the product's paths: %s", e)
+	}
+	// The gateway's key cannot sign for the sensor board, even under the gateway's paths.
+	if e := a.fails(1, "add-target", "--repo", a.repo, "--role", "acme-gw", "--file", a.file("x.bin", []byte("x")), "--path", "acme-gw/sensor.bin",
+		"--hardware", "acme-sensor-r1", "--version", "1.0.0", "--counter", "1", "--component", "app"); !strings.Contains(e, "only hardware acme-gw-r1, acme-gw-r2, not acme-sensor-r1") {
+		t.Fatalf("target for another product's hardware: %s", e)
+	}
+	raw, err := os.ReadFile(filepath.Join(a.repo, "metadata", "targets.json"))
+	var compact bytes.Buffer
+	if err != nil || json.Compact(&compact, raw) != nil || !strings.Contains(compact.String(), `"x-fieldflash-hardware-ids":["acme-gw-r1","acme-gw-r2"]`) {
+		t.Fatalf("targets.json does not confine acme-gw to its hardware (%v):\n%s", err, raw)
 	}
 	a.addApp("acme-gw/app-2.0.0.bin", "2.0.0", "9", "--role", "acme-gw")
 	a.ok("sign", "--repo", a.repo, "--role", "acme-gw", "--key", gw1+","+gw2)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/fieldflash/fieldflash/verify"
 )
 
 // Delegation hands a set of target paths to a role with its own keys: per product or per
@@ -23,6 +25,10 @@ type Delegation struct {
 	Terminating bool
 	// Expires is the delegated role's expiry when it is made; zero means the default.
 	Expires time.Time
+	// HardwareIDs, when set, confine the role to these hardware ids (verify.HardwareField,
+	// signed by the delegator): every target it signs, directly or through roles it
+	// delegates to, may list only these. A product key then cannot sign for other boards.
+	HardwareIDs []string
 }
 
 // Delegate adds the delegation to its delegator, or replaces keys, threshold, paths and
@@ -64,7 +70,19 @@ func (r *Repo) Delegate(d Delegation) error {
 	if ds.SuccinctRoles != nil {
 		return fmt.Errorf("role %s: %s uses succinct (hash-bin) delegations, which this tool does not edit", d.Name, d.Delegator)
 	}
+	for _, hw := range d.HardwareIDs {
+		if strings.TrimSpace(hw) == "" {
+			return fmt.Errorf("role %s: an empty hardware id; pass --hardware ID for each board the role may sign for", d.Name)
+		}
+	}
 	role := metadata.DelegatedRole{Name: d.Name, Threshold: d.Threshold, Terminating: d.Terminating, Paths: slices.Clone(d.Paths)}
+	if len(d.HardwareIDs) > 0 {
+		ids := make([]any, len(d.HardwareIDs))
+		for i, hw := range d.HardwareIDs {
+			ids[i] = hw
+		}
+		role.UnrecognizedFields = map[string]any{verify.HardwareField: ids}
+	}
 	for _, k := range d.Keys {
 		id := KeyID(k)
 		role.KeyIDs = append(role.KeyIDs, id)

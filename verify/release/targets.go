@@ -169,15 +169,32 @@ func (r *Repo) AddTarget(t NewTarget) (*metadata.TargetFiles, error) {
 	if into == nil {
 		return nil, fmt.Errorf("role %s: no such targets role; make it with `fieldflash-release delegate`", role)
 	}
-	if role != metadata.TARGETS {
-		_, delegator, i, err := r.findDelegation(role)
+	// What verify refuses in the field is refused here, at the desk: every delegation on
+	// the way to role must cover the path and allow the target's hardware.
+	for r2, seen := role, map[string]bool{}; r2 != metadata.TARGETS && !seen[r2]; {
+		seen[r2] = true
+		from, delegator, i, err := r.findDelegation(r2)
 		if err != nil {
 			return nil, err
 		}
 		d := delegator.Signed.Delegations.Roles[i]
-		if ok, _ := d.IsDelegatedPath(t.Path); !ok {
-			return nil, fmt.Errorf("target %s: role %s may only sign paths %s; pick a path inside them or another role", t.Path, role, strings.Join(d.Paths, " "))
+		if !verify.PathDelegated(&d, t.Path) {
+			what := strings.Join(d.Paths, " ")
+			if len(d.PathHashPrefixes) > 0 {
+				what = "with hash prefixes " + strings.Join(d.PathHashPrefixes, " ")
+			}
+			return nil, fmt.Errorf("target %s: %s delegates to role %s only paths %s; pick a path inside them or another role", t.Path, from, r2, what)
 		}
+		allowed, confined, err := verify.DelegatedHardware(&d)
+		if err != nil {
+			return nil, fmt.Errorf("role %s: %v; delegate it again", r2, err)
+		}
+		for _, hw := range t.Meta.HardwareIDs {
+			if confined && !slices.Contains(allowed, hw) {
+				return nil, fmt.Errorf("target %s: %s delegates to role %s only hardware %s, not %s; sign it with a role delegated for %s", t.Path, from, r2, strings.Join(allowed, ", "), hw, hw)
+			}
+		}
+		r2 = from
 	}
 
 	src, err := os.Open(t.File)

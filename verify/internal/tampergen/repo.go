@@ -133,6 +133,10 @@ type delegation struct {
 	// listAs, when set, lists keys[i] under the key id listAs[i] instead of its own, and
 	// renames its signatures to match: a forged key id.
 	listAs []string
+	// hashPrefixes, when set, delegate by path_hash_prefixes instead of paths.
+	hashPrefixes []string
+	// hardware, when set, confines the role to these hardware ids (verify.HardwareField).
+	hardware []string
 }
 
 // listedID is the key id the delegation lists k under.
@@ -213,6 +217,12 @@ func (r release) build() *bundle.Contents {
 
 		targets.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{}}
 		role := metadata.DelegatedRole{Name: d.name, Threshold: d.keys.threshold, Terminating: true, Paths: d.paths}
+		if d.hashPrefixes != nil {
+			role.Paths, role.PathHashPrefixes = nil, d.hashPrefixes
+		}
+		if d.hardware != nil {
+			role.UnrecognizedFields = map[string]any{verify.HardwareField: d.hardware}
+		}
 		for _, k := range d.keys.keys {
 			targets.Signed.Delegations.Keys[d.listedID(k)] = k.tuf
 			role.KeyIDs = append(role.KeyIDs, d.listedID(k))

@@ -287,6 +287,30 @@ func generate(upstream string) ([]outFile, error) {
 			r.delegation.listAs = []string{acmeGW1.id}
 			return write(r.build())
 		}},
+		// Hash bins (path_hash_prefixes) by the spec's hex SHA-256 of the path:
+		// sha256("acme-gw/app-1.bin") = d5c32c46…, whose base64url form starts "1cMs".
+		{"good_hash_bins", func() ([]byte, error) {
+			p := app("1.0.8", 3)
+			p.path = "acme-gw/app-1.bin"
+			r := delegated(p)
+			r.delegation.name, r.delegation.hashPrefixes = "bin-d5", []string{"d5"}
+			return write(r.build())
+		}},
+		{"fail_wrong_hash_bin", func() ([]byte, error) {
+			p := app("1.0.8", 3)
+			p.path = "acme-gw/app-1.bin"
+			r := delegated(p)
+			r.delegation.name, r.delegation.hashPrefixes = "bin-1", []string{"1"}
+			return write(r.build())
+		}},
+		{"fail_delegated_other_hardware", func() ([]byte, error) {
+			// The gateway's product key signs an image for the sensor board.
+			p := app("1.0.9", 3)
+			p.meta.HardwareIDs = []string{"acme-sensor-r1"}
+			r := delegated(p)
+			r.delegation.hardware = []string{"acme-gw-r1", "acme-gw-r2"}
+			return write(r.build())
+		}},
 		{"fail_wrong_hardware", writeRelease(basic(app("1.0.4", 3)))},
 		{"fail_lower_release_counter", writeRelease(basic(app("1.0.5", 5)))},
 		{"fail_requirement", writeRelease(basic(bootloaderReq))},
