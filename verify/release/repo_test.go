@@ -318,7 +318,7 @@ func TestDelegatedRoleSignsOnlyItsPaths(t *testing.T) {
 	gw1, gw2 := testKey(t, "gw-1"), testKey(t, "gw-2")
 	f.must(f.Delegate(Delegation{Name: "acme-gw", RoleKeys: RoleKeys{pubs(gw1, gw2), 2}, Paths: []string{"acme-gw/*"}, Terminating: true}))
 	_, err := f.AddTarget(NewTarget{Path: "other/app.bin", File: f.payload("x", []byte("x")), Role: "acme-gw", Meta: appMeta("1.0.0", 1)})
-	if err == nil || !strings.Contains(err.Error(), "may only sign paths acme-gw/*") {
+	if err == nil || !strings.Contains(err.Error(), "only paths acme-gw/*") {
 		t.Fatalf("path outside the delegation accepted: %v", err)
 	}
 	f.addApp("acme-gw/app-1.0.0.bin", "1.0.0", 1, "acme-gw")
@@ -539,4 +539,20 @@ func TestImageThatContradictsItsMetadataIsRefusedAtTheDesk(t *testing.T) {
 	if _, err := os.Stat(f.PayloadPath("acme-gw/boot.dfu")); !os.IsNotExist(err) {
 		t.Fatalf("refused payload left in targets/: %v", err)
 	}
+}
+
+// A delegation that confines its role to hardware ids binds every role below it: the
+// release desk refuses a target for other hardware before anything is signed.
+func TestDelegatedRoleSignsOnlyForItsHardware(t *testing.T) {
+	f := newFixture(t)
+	gw, rel := testKey(t, "gw-1"), testKey(t, "gw-release")
+	f.must(f.Delegate(Delegation{Name: "acme-gw", RoleKeys: RoleKeys{pubs(gw), 1}, Paths: []string{"acme-gw/*"}, HardwareIDs: []string{"acme-gw-r2"}}))
+	f.must(f.Delegate(Delegation{Name: "acme-gw-7", Delegator: "acme-gw", RoleKeys: RoleKeys{pubs(rel), 1}, Paths: []string{"acme-gw/*"}}))
+	m := appMeta("7.0.0", 7)
+	m.HardwareIDs = []string{"acme-gw-r2", "acme-sensor-r1"}
+	_, err := f.AddTarget(NewTarget{Path: "acme-gw/app-7.bin", File: f.payload("x", []byte("x")), Role: "acme-gw-7", Meta: m})
+	if err == nil || !strings.Contains(err.Error(), "targets delegates to role acme-gw only hardware acme-gw-r2, not acme-sensor-r1") {
+		t.Fatalf("a target for other hardware two delegations down: %v", err)
+	}
+	f.addApp("acme-gw/app-7.bin", "7.0.0", 7, "acme-gw-7")
 }
