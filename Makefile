@@ -15,7 +15,7 @@ deps:
 	@bash .ci/deps
 
 build: deps
-	$(GO) build -o $(BIN)/fieldflash ./cmd/fieldflash
+	$(GO) build -o $(BIN)/fieldflash .
 	$(GO) build -o $(BIN)/fieldflash-release ./cmd/fieldflash-release
 
 # Every test: vet, the unit and end-to-end tests (real ptys, lrzsz, openssl, tar), then each

@@ -40,7 +40,7 @@ func TestVerifyingAGigabytePayloadKeepsPaceWithOpenSSL(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cli := filepath.Join(dir, "fieldflash")
-	build := exec.Command("go", "build", "-o", cli, "../cmd/fieldflash")
+	build := exec.Command("go", "build", "-o", cli, "..")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building fieldflash: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
+	"time"
 
-	"github.com/fieldflash/fieldflash/app"
 	"github.com/fieldflash/fieldflash/sim/flash"
 	"github.com/fieldflash/fieldflash/sim/link"
 	"github.com/fieldflash/fieldflash/sim/smpdev"
@@ -22,51 +20,43 @@ import (
 	"github.com/fieldflash/fieldflash/verify/mcuboot"
 )
 
-func init() {
-	register(&command{name: "sim", summary: "run a virtual SMP or YMODEM device on a pseudo-terminal", run: cmdSim})
-}
-
 // Hardware ids of the virtual devices: the demo bundle (assets/internal/demogen) has one
 // target for each.
 const (
-	simHardwareSMP    = "fieldflash-sim-smp"
-	simHardwareYMODEM = "fieldflash-sim-ymodem"
+	SimHardwareSMP    = "fieldflash-sim-smp"
+	SimHardwareYMODEM = "fieldflash-sim-ymodem"
 )
 
-const simHelp = `
-Starts a virtual device behind a simulated serial cable (a pseudo-terminal) and prints the
-path to open, e.g. with "fieldflash flash BUNDLE --port PATH". It runs until Ctrl-C.
+// Fault is one misbehaviour of a virtual cable (docs/simulator.md).
+type Fault = link.Fault
 
-  smp     a Zephyr application with MCUmgr over the console and MCUboot below it
-          (two slots, trial boot, confirm, revert; --recovery holds the recovery button)
-  ymodem  a classic serial bootloader that takes an image by YMODEM
+// LinkStats counts what a virtual cable carried and what it did to it.
+type LinkStats = link.Stats
 
-The device's flash lives in --state (default $FIELDFLASH_HOME/sim/smp.flash or
-$FIELDFLASH_HOME/sim/ymodem.flash/), so a restarted simulator keeps what was flashed; a new
-state starts with application --version and release counter --counter. --faults makes the
-cable misbehave (grammar in docs/simulator.md), e.g. "disconnect@20k:2s,drop@30000:16".
-The device is announced under $FIELDFLASH_HOME/sim/ so "fieldflash devices" lists it.
+// ParseFaults reads a fault spec such as "disconnect@20k:2s,drop@30000:16".
+func ParseFaults(spec string) ([]Fault, error) { return link.ParseFaults(spec) }
 
-Exit codes: 0 stopped by Ctrl-C, 2 usage, 3 the state or the pseudo-terminal failed.`
+// FormatFaults writes faults back in the spec grammar.
+func FormatFaults(f []Fault) string { return link.FormatFaults(f) }
 
-// simConfig is one virtual device: what the sim command and the demo start.
-type simConfig struct {
+// VirtualConfig is one virtual device: what `fieldflash sim` and the demo start.
+type VirtualConfig struct {
 	Protocol string // "smp" or "ymodem"
-	Baud     int
-	Faults   []link.Fault
+	Baud     int    // pace of the virtual cable; 0 as fast as the pty goes
+	Faults   []Fault
 	Seed     uint64
 	State    string // flash file (smp) or directory (ymodem)
-	Hardware string
-	Version  string // application a new state starts with
+	Hardware string // default SimHardwareSMP or SimHardwareYMODEM
+	Version  string // application a new state starts with (default 1.0.0)
 	Counter  uint64
 	Symlink  string // stable path the host opens
 	Recovery bool   // smp: hold the recovery button
 	Log      io.Writer
 }
 
-// simDevice is a running virtual device.
-type simDevice struct {
-	cfg  simConfig
+// VirtualDevice is a running virtual device behind a simulated serial cable.
+type VirtualDevice struct {
+	cfg  VirtualConfig
 	link *link.Link
 	smp  *smpdev.Device
 	ym   *ymodemdev.Device
@@ -78,10 +68,22 @@ type simDevice struct {
 }
 
 // Path is what a host opens.
-func (s *simDevice) Path() string { return s.link.HostPath() }
+func (s *VirtualDevice) Path() string { return s.link.HostPath() }
+
+// PTYPath is the pseudo-terminal behind Path.
+func (s *VirtualDevice) PTYPath() string { return s.link.PTYPath() }
+
+// Hardware is the hardware id the device reports.
+func (s *VirtualDevice) Hardware() string { return s.cfg.Hardware }
+
+// Protocol is what the device speaks.
+func (s *VirtualDevice) Protocol() string { return s.cfg.Protocol }
+
+// Stats counts what the cable carried.
+func (s *VirtualDevice) Stats() LinkStats { return s.link.Stats() }
 
 // Running says which application version the device runs now.
-func (s *simDevice) Running() string {
+func (s *VirtualDevice) Running() string {
 	if s.smp != nil {
 		return s.fl.Image(flash.Primary).VersionString()
 	}
@@ -92,8 +94,49 @@ func (s *simDevice) Running() string {
 	return a.Version
 }
 
+// PullCable unplugs the virtual cable, as a technician tripping over it would, and plugs
+// it back in after d (0: leave it out until PlugCable).
+func (s *VirtualDevice) PullCable(d time.Duration) {
+	s.link.Disconnect()
+	if d > 0 {
+		time.AfterFunc(d, func() { s.link.Reconnect() })
+	}
+}
+
+// PlugCable plugs a pulled cable back in.
+func (s *VirtualDevice) PlugCable() error { return s.link.Reconnect() }
+
+// Connected says whether the cable is plugged in.
+func (s *VirtualDevice) Connected() bool { return s.link.Connected() }
+
+// Announce makes the device visible to ListDevices in every fieldflash process of this
+// $FIELDFLASH_HOME; withdraw takes it back.
+func (s *VirtualDevice) Announce(name string) (withdraw func() error, err error) {
+	return transports.Announce(transports.Announcement{Path: s.Path(), Protocol: s.cfg.Protocol, Name: name, HardwareID: s.cfg.Hardware})
+}
+
+// AnnounceName is the name a virtual device of this process announces itself under.
+func AnnounceName(protocol string) string {
+	return "sim-" + protocol + "-" + strconv.Itoa(os.Getpid())
+}
+
+// ServedBy returns the name of the running virtual device that serves path, if one does:
+// a second simulator must not take over a path someone may be flashing through.
+func ServedBy(path string) (string, bool) {
+	ports, err := transports.List()
+	if err != nil {
+		return "", false
+	}
+	for _, p := range ports {
+		if p.Virtual && p.Path == path {
+			return p.Name, true
+		}
+	}
+	return "", false
+}
+
 // Close unplugs the cable and stops the device; its state stays on disk.
-func (s *simDevice) Close() {
+func (s *VirtualDevice) Close() {
 	s.once.Do(func() {
 		s.cancel()
 		s.link.Close()
@@ -104,20 +147,24 @@ func (s *simDevice) Close() {
 	})
 }
 
-func startSim(cfg simConfig) (*simDevice, error) {
+// StartVirtualDevice starts a virtual device on a pseudo-terminal: a Zephyr application
+// with MCUmgr over its console and MCUboot below it (smp), or a classic serial
+// bootloader taking images by YMODEM (ymodem). Its flash lives in cfg.State, so a
+// restarted device keeps what was flashed.
+func StartVirtualDevice(cfg VirtualConfig) (*VirtualDevice, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
 	if cfg.Version == "" {
 		cfg.Version = "1.0.0"
 	}
-	s := &simDevice{cfg: cfg, done: make(chan struct{})}
+	s := &VirtualDevice{cfg: cfg, done: make(chan struct{})}
 	var serve func(ctx context.Context, rw io.ReadWriter) error
 	var onReset func()
 	switch cfg.Protocol {
 	case "smp":
 		if cfg.Hardware == "" {
-			cfg.Hardware = simHardwareSMP
+			cfg.Hardware = SimHardwareSMP
 		}
 		fl, err := openSimFlash(cfg)
 		if err != nil {
@@ -139,7 +186,7 @@ func startSim(cfg simConfig) (*simDevice, error) {
 		onReset = func() { dev.Reboot() }
 	case "ymodem":
 		if cfg.Hardware == "" {
-			cfg.Hardware = simHardwareYMODEM
+			cfg.Hardware = SimHardwareYMODEM
 		}
 		dev, err := openSimYMODEM(cfg)
 		if err != nil {
@@ -187,7 +234,7 @@ func startSim(cfg simConfig) (*simDevice, error) {
 	return s, nil
 }
 
-func (s *simDevice) closeState() {
+func (s *VirtualDevice) closeState() {
 	if s.fl != nil {
 		s.fl.Close()
 	}
@@ -214,7 +261,7 @@ func simFirmware(name string, n int) []byte {
 
 // openSimFlash opens the SMP device's flash, or makes a new one holding a factory image
 // (an MCUboot image of cfg.Version with security counter cfg.Counter) in the primary slot.
-func openSimFlash(cfg simConfig) (*flash.Flash, error) {
+func openSimFlash(cfg VirtualConfig) (*flash.Flash, error) {
 	if _, err := os.Stat(cfg.State); err == nil {
 		fl, err := flash.Open(cfg.State, flash.Options{})
 		if err != nil {
@@ -251,7 +298,7 @@ func openSimFlash(cfg simConfig) (*flash.Flash, error) {
 // image the demo bundle carries gets that release's version and counter (a real
 // application would carry them in its own bytes); any other raw image is taken with an
 // unknown version at the device's counter.
-func openSimYMODEM(cfg simConfig) (*ymodemdev.Device, error) {
+func openSimYMODEM(cfg VirtualConfig) (*ymodemdev.Device, error) {
 	var dev *ymodemdev.Device
 	inspect := func(image io.ReaderAt, size int64) (ymodemdev.Info, error) {
 		if info, err := ymodemdev.MCUbootInspect(image, size); err == nil {
@@ -301,99 +348,8 @@ func knownDemoImages() map[string]ymodemdev.Info {
 	return demoImages
 }
 
-func cmdSim(e *env, args []string) int {
-	fs := newFlags(e, "sim", "smp|ymodem [options]", simHelp)
-	baud := fs.Int("baud", 115200, "pace the virtual cable at this baud rate (0: as fast as the pty goes)")
-	faults := fs.String("faults", "", "`SPEC` of faults on the cable, e.g. disconnect@20k:2s,drop@4096 (docs/simulator.md)")
-	seed := fs.Uint64("seed", 1, "seed for random faults and flipped bits")
-	state := fs.String("state", "", "the `FILE` holding the device's flash (default under $FIELDFLASH_HOME/sim/)")
-	hardware := fs.String("hardware", "", "hardware id the device reports (default fieldflash-sim-smp or fieldflash-sim-ymodem)")
-	ver := fs.String("version", "1.0.0", "application version a new state starts with")
-	counter := fs.Uint64("counter", 1, "release counter a new state starts with")
-	linkPath := fs.String("link", "", "stable `PATH` of the virtual port (default $FIELDFLASH_HOME/sim/ttySIM-PROTOCOL)")
-	recovery := fs.Bool("recovery", false, "smp: hold the recovery button at power-on, so the device starts in MCUboot serial recovery")
-	if code, stop := parse(e, fs, args); stop {
-		return code
-	}
-	if fs.NArg() != 1 || (fs.Arg(0) != "smp" && fs.Arg(0) != "ymodem") {
-		fmt.Fprintln(e.stderr, "fieldflash sim: say which device, e.g. `fieldflash sim smp` or `fieldflash sim ymodem`")
-		return exitUsage
-	}
-	proto := fs.Arg(0)
-	fl, err := link.ParseFaults(*faults)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "fieldflash sim: --faults: %v\n", err)
-		return exitUsage
-	}
-	if *baud < 0 {
-		fmt.Fprintln(e.stderr, "fieldflash sim: --baud must be 0 (unpaced) or a baud rate such as 115200")
-		return exitUsage
-	}
-	home, err := app.Home()
-	if err != nil {
-		return reportEnv(e, false, err)
-	}
-	simDir := filepath.Join(home, "sim")
-	if *state == "" {
-		*state = filepath.Join(simDir, proto+".flash")
-	}
-	if *linkPath == "" {
-		*linkPath = filepath.Join(simDir, "ttySIM-"+proto)
-	}
-	abs, err := filepath.Abs(*linkPath)
-	if err != nil {
-		return reportEnv(e, false, err)
-	}
-	// A live simulator already serving this path keeps it: removing its symlink would
-	// unplug a device someone is flashing.
-	if ports, err := transports.List(); err == nil {
-		for _, p := range ports {
-			if p.Virtual && p.Path == abs {
-				fmt.Fprintf(e.stderr, "fieldflash sim: %s is already served by a running simulator (%s); stop it or pass --link and --state for a second device\n", abs, p.Name)
-				return exitEnv
-			}
-		}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	s, err := startSim(simConfig{Protocol: proto, Baud: *baud, Faults: fl, Seed: *seed, State: *state, Hardware: *hardware,
-		Version: *ver, Counter: *counter, Symlink: abs, Recovery: *recovery, Log: e.stderr})
-	if err != nil {
-		return reportEnv(e, false, err)
-	}
-	defer s.Close()
-	withdraw, err := transports.Announce(transports.Announcement{Path: s.Path(), Protocol: proto, Name: "sim-" + proto + "-" + strconv.Itoa(os.Getpid()), HardwareID: s.cfg.Hardware})
-	if err != nil {
-		fmt.Fprintf(e.stderr, "fieldflash sim: %v (the device runs, but `fieldflash devices` will not list it)\n", err)
-	} else {
-		defer withdraw()
-	}
-	mode := ""
-	if *recovery {
-		mode = ", started in MCUboot serial recovery (button held at power-on)"
-	}
-	fmt.Fprintf(e.stdout, "virtual %s device %s running application %s%s\n", proto, s.cfg.Hardware, s.Running(), mode)
-	fmt.Fprintf(e.stdout, "port    %s\n", s.Path())
-	fmt.Fprintf(e.stdout, "pty     %s\n", s.link.PTYPath())
-	fmt.Fprintf(e.stdout, "state   %s\n", *state)
-	if len(fl) > 0 {
-		fmt.Fprintf(e.stdout, "faults  %s (seed %d)\n", link.FormatFaults(fl), *seed)
-	}
-	fmt.Fprintf(e.stdout, "line    %s\n", baudText(*baud))
-	fmt.Fprintf(e.stdout, "\nflash it with: fieldflash flash BUNDLE.fwb --port %s\nCtrl-C stops the device; its flash stays in the state file.\n", s.Path())
-	if f, ok := e.stdout.(interface{ Sync() error }); ok {
-		f.Sync()
-	}
-	<-ctx.Done()
-	st := s.link.Stats()
-	running := s.Running()
-	s.Close()
-	fmt.Fprintf(e.stdout, "stopped: %d bytes from the host, %d to it, %d disconnects, %d dropped, %d corrupted; device runs %s\n",
-		st.HostToDevice, st.DeviceToHost, st.Disconnects, st.Dropped, st.Corrupted, running)
-	return exitOK
-}
-
-func baudText(b int) string {
+// BaudText is a virtual cable's pace in words.
+func BaudText(b int) string {
 	if b == 0 {
 		return "unpaced"
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "fieldflash")
-	cmd := exec.Command("go", "build", "-o", binary, ".")
+	cmd := exec.Command("go", "build", "-o", binary, "..")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		panic(string(out))
@@ -52,7 +52,7 @@ func fieldflash(t *testing.T, home string, stdin string, args ...string) result 
 	return result{out.String(), errb.String(), code}
 }
 
-const corpus = "../../verify/testdata/"
+const corpus = "../verify/testdata/"
 
 func TestTechnicianPinsARootThenVerifiesABundle(t *testing.T) {
 	home := t.TempDir()

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package cli
 
 // These tests run the real binary against virtual devices started with the real
 // `fieldflash sim` (a second process, as a technician would start it in another
@@ -297,7 +297,7 @@ func TestDemoBundleIsRefusedForARealPort(t *testing.T) {
 		}
 	}
 	home := t.TempDir()
-	if r := fieldflash(t, home, "", "trust", "add", "../../assets/demo/root.json", "--yes"); r.code != exitRefused || !strings.Contains(r.stderr, "demo mode") {
+	if r := fieldflash(t, home, "", "trust", "add", "../assets/demo/root.json", "--yes"); r.code != exitRefused || !strings.Contains(r.stderr, "demo mode") {
 		t.Errorf("pinning the demo root: exit %d\n%s", r.code, r.stderr)
 	}
 	r := fieldflash(t, home, "", "verify", demoBundle(t))

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/fieldflash/fieldflash/flasher"
+	"github.com/fieldflash/fieldflash/app"
 )
 
 // Mode is how events are shown.
@@ -28,8 +28,8 @@ const (
 	JSON              // one JSON object per event
 )
 
-// Renderer writes events to a terminal or a log. Its Event method is the events
-// callback of flasher.Run.
+// Renderer writes events to a terminal or a log: the CLI's printer of the engine's
+// events that app.Event carries.
 type Renderer struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -52,7 +52,7 @@ func New(w io.Writer, mode Mode) *Renderer {
 }
 
 // Event shows one event.
-func (r *Renderer) Event(e flasher.Event) {
+func (r *Renderer) Event(e app.EngineEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch r.mode {
@@ -67,44 +67,44 @@ func (r *Renderer) Event(e flasher.Event) {
 
 type jsonEvent struct {
 	Time    time.Time        `json:"time"`
-	Step    flasher.Step     `json:"step"`
-	Kind    flasher.Kind     `json:"kind"`
+	Step    app.Step     `json:"step"`
+	Kind    app.Kind     `json:"kind"`
 	Bytes   int64            `json:"bytes,omitempty"`
 	Total   int64            `json:"total,omitempty"`
 	Rate    float64          `json:"rate,omitempty"`
 	ETAms   int64            `json:"eta_ms,omitempty"`
 	Message string           `json:"message,omitempty"`
 	Error   string           `json:"error,omitempty"`
-	Code    flasher.Code     `json:"code,omitempty"`
-	Outcome *flasher.Outcome `json:"outcome,omitempty"`
+	Code    app.FlashCode     `json:"code,omitempty"`
+	Outcome *app.Outcome `json:"outcome,omitempty"`
 }
 
-func (r *Renderer) json(e flasher.Event) {
+func (r *Renderer) json(e app.EngineEvent) {
 	j := jsonEvent{Time: e.Time.UTC(), Step: e.Step, Kind: e.Kind, Bytes: e.Bytes, Total: e.Total, Rate: e.Rate,
 		ETAms: e.ETA.Milliseconds(), Message: e.Message, Outcome: e.Outcome}
 	if e.Err != nil {
 		j.Error = e.Err.Error()
-		j.Code = flasher.CodeOf(e.Err)
+		j.Code = app.CodeOfFlash(e.Err)
 	}
 	b, _ := json.Marshal(j)
 	r.w.Write(append(b, '\n'))
 }
 
 // text is the one-line description of an event that is not progress.
-func text(e flasher.Event) string {
+func text(e app.EngineEvent) string {
 	switch e.Kind {
-	case flasher.KindStepStart:
+	case app.KindStepStart:
 		return fmt.Sprintf("%-9s %s", e.Step, e.Message)
-	case flasher.KindStepDone:
+	case app.KindStepDone:
 		if e.Message == "" {
 			return fmt.Sprintf("%-9s done", e.Step)
 		}
 		return fmt.Sprintf("%-9s done: %s", e.Step, e.Message)
-	case flasher.KindRetry:
+	case app.KindRetry:
 		return fmt.Sprintf("%-9s retry: %s", e.Step, e.Message)
-	case flasher.KindHint:
+	case app.KindHint:
 		return "\n  >> " + e.Message + "\n"
-	case flasher.KindOutcome:
+	case app.KindOutcome:
 		s := "result: " + e.Message
 		if o := e.Outcome; o != nil {
 			s = fmt.Sprintf("result: %s (%s %s, %s sent in %s", o.Result, o.Target, o.Version, Bytes(o.Bytes), o.Duration.Round(100*time.Millisecond))
@@ -124,8 +124,8 @@ func text(e flasher.Event) string {
 	return fmt.Sprintf("%-9s %s", e.Step, e.Message)
 }
 
-func (r *Renderer) line(e flasher.Event) {
-	if e.Kind != flasher.KindProgress {
+func (r *Renderer) line(e app.EngineEvent) {
+	if e.Kind != app.KindProgress {
 		fmt.Fprintln(r.w, text(e))
 		return
 	}
@@ -146,8 +146,8 @@ func (r *Renderer) line(e flasher.Event) {
 	}
 }
 
-func (r *Renderer) bar(e flasher.Event) {
-	if e.Kind != flasher.KindProgress {
+func (r *Renderer) bar(e app.EngineEvent) {
+	if e.Kind != app.KindProgress {
 		if r.barShown {
 			fmt.Fprint(r.w, "\r\x1b[K")
 			r.barShown = false

@@ -8,31 +8,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldflash/fieldflash/flasher"
+	"github.com/fieldflash/fieldflash/app"
 )
 
 // transfer is what a technician's 100 KiB upload at 10 KiB/s reports, with one cable pull.
-func transfer() []flasher.Event {
+func transfer() []app.EngineEvent {
 	t0 := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	total := int64(100 << 10)
-	evs := []flasher.Event{
-		{Time: t0, Step: flasher.StepPreflight, Kind: flasher.KindStepStart, Message: "checking the device"},
-		{Time: t0, Step: flasher.StepTransfer, Kind: flasher.KindStepStart, Message: "sending app.bin", Total: total},
+	evs := []app.EngineEvent{
+		{Time: t0, Step: app.StepPreflight, Kind: app.KindStepStart, Message: "checking the device"},
+		{Time: t0, Step: app.StepTransfer, Kind: app.KindStepStart, Message: "sending app.bin", Total: total},
 	}
 	for i := int64(1); i <= 400; i++ {
 		b := i * 256
-		evs = append(evs, flasher.Event{Time: t0.Add(time.Duration(i) * 25 * time.Millisecond), Step: flasher.StepTransfer, Kind: flasher.KindProgress,
+		evs = append(evs, app.EngineEvent{Time: t0.Add(time.Duration(i) * 25 * time.Millisecond), Step: app.StepTransfer, Kind: app.KindProgress,
 			Bytes: b, Total: total, Rate: 10 << 10, ETA: time.Duration(total-b) * time.Second / (10 << 10)})
 		if i == 200 {
 			evs = append(evs,
-				flasher.Event{Time: t0.Add(5 * time.Second), Step: flasher.StepTransfer, Kind: flasher.KindRetry, Message: "attempt 1 of 8 failed (EIO); trying again in 0.5s", Err: errors.New("EIO")},
-				flasher.Event{Time: t0.Add(5 * time.Second), Step: flasher.StepTransfer, Kind: flasher.KindHint, Message: "Hold BOOT while plugging the USB cable back in, then run `fieldflash recover --port /dev/ttyACM0`"})
+				app.EngineEvent{Time: t0.Add(5 * time.Second), Step: app.StepTransfer, Kind: app.KindRetry, Message: "attempt 1 of 8 failed (EIO); trying again in 0.5s", Err: errors.New("EIO")},
+				app.EngineEvent{Time: t0.Add(5 * time.Second), Step: app.StepTransfer, Kind: app.KindHint, Message: "Hold BOOT while plugging the USB cable back in, then run `fieldflash recover --port /dev/ttyACM0`"})
 		}
 	}
-	o := &flasher.Outcome{Result: flasher.ResultConfirmed, Target: "app.bin", Version: "2.0.0", Bytes: total, Retries: 1, Duration: 11 * time.Second}
+	o := &app.Outcome{Result: app.ResultConfirmed, Target: "app.bin", Version: "2.0.0", Bytes: total, Retries: 1, Duration: 11 * time.Second}
 	return append(evs,
-		flasher.Event{Time: t0.Add(10 * time.Second), Step: flasher.StepTransfer, Kind: flasher.KindStepDone, Message: "102400 bytes sent"},
-		flasher.Event{Time: t0.Add(11 * time.Second), Step: flasher.StepConfirm, Kind: flasher.KindOutcome, Message: "confirmed", Outcome: o})
+		app.EngineEvent{Time: t0.Add(10 * time.Second), Step: app.StepTransfer, Kind: app.KindStepDone, Message: "102400 bytes sent"},
+		app.EngineEvent{Time: t0.Add(11 * time.Second), Step: app.StepConfirm, Kind: app.KindOutcome, Message: "confirmed", Outcome: o})
 }
 
 func TestPlainLinesForLogs(t *testing.T) {
@@ -82,7 +82,7 @@ func TestJSONLinesForScripts(t *testing.T) {
 	var out bytes.Buffer
 	r := New(&out, JSON)
 	evs := transfer()
-	evs = append(evs, flasher.Event{Step: flasher.StepProbe, Kind: flasher.KindOutcome, Err: &flasher.Error{Code: flasher.CodeProbe, Reason: "booted 1.4.0"}})
+	evs = append(evs, app.EngineEvent{Step: app.StepProbe, Kind: app.KindOutcome, Err: &app.FlashError{Code: app.CodeProbe, Reason: "booted 1.4.0"}})
 	for _, e := range evs {
 		r.Event(e)
 	}
@@ -94,10 +94,10 @@ func TestJSONLinesForScripts(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
 		t.Fatal(err)
 	}
-	if last.Code != flasher.CodeProbe || last.Error != "booted 1.4.0" {
+	if last.Code != app.CodeProbe || last.Error != "booted 1.4.0" {
 		t.Fatalf("last line %s", lines[len(lines)-1])
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-2]), &outcome); err != nil || outcome.Outcome == nil || outcome.Outcome.Result != flasher.ResultConfirmed {
+	if err := json.Unmarshal([]byte(lines[len(lines)-2]), &outcome); err != nil || outcome.Outcome == nil || outcome.Outcome.Result != app.ResultConfirmed {
 		t.Fatalf("outcome line %s (%v)", lines[len(lines)-2], err)
 	}
 }

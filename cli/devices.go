@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -6,14 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/fieldflash/fieldflash/flasher"
-	"github.com/fieldflash/fieldflash/flasher/smp"
-	"github.com/fieldflash/fieldflash/flasher/ymodem"
-	"github.com/fieldflash/fieldflash/transports"
-	"github.com/fieldflash/fieldflash/transports/serial"
+	"github.com/fieldflash/fieldflash/app"
 )
 
 func init() {
@@ -32,75 +27,11 @@ that is not a fieldflash target sees a few bytes; leave --probe off for unknown 
 
 Exit codes: 0 listed (also when there is nothing), 2 usage, 3 the ports could not be listed.`
 
-// probeResult is what answered on a port.
-type probeResult struct {
-	Protocol string            `json:"protocol,omitempty"` // "" when nothing answered
-	Identity *flasher.Identity `json:"identity,omitempty"`
-	Error    string            `json:"error,omitempty"`
-}
-
-// probePort asks the port which protocol answers, in order (default smp, ymodem). It
-// returns an error only when the port cannot be opened.
-func probePort(ctx context.Context, path string, baud int, order []string) (*probeResult, error) {
-	if len(order) == 0 {
-		order = []string{"smp", "ymodem"}
-	}
-	for _, proto := range order {
-		p, err := serial.Open(path, baud)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.SetReadTimeout(50 * time.Millisecond); err != nil {
-			p.Close()
-			return nil, fmt.Errorf("serial port %s: %v", path, err)
-		}
-		id := probeOne(ctx, p, baud, proto)
-		p.Close()
-		if id != nil {
-			return &probeResult{Protocol: proto, Identity: id}, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-	}
-	return &probeResult{}, nil
-}
-
-func probeOne(ctx context.Context, p io.ReadWriter, baud int, proto string) *flasher.Identity {
-	switch proto {
-	case "smp":
-		d := smp.New(p, smp.Options{Timeout: 400 * time.Millisecond, Retries: 1, Baud: baud})
-		defer d.Close()
-		if _, err := d.Echo(ctx, "fieldflash probe"); err != nil {
-			return nil
-		}
-		id, err := d.Identify(ctx)
-		if err != nil {
-			return &flasher.Identity{Protocol: "smp"}
-		}
-		return id
-	case "ymodem":
-		d := ymodem.New(p, ymodem.Options{IdentifyTimeout: 1500 * time.Millisecond})
-		defer d.Close()
-		id, err := d.Identify(ctx)
-		if err != nil || !answered(id) {
-			return nil
-		}
-		return id
-	}
-	return nil
-}
-
-type deviceEntry struct {
-	transports.PortInfo
-	Probe *probeResult `json:"probe,omitempty"`
-}
-
 func cmdDevices(e *env, args []string) int {
 	fs := newFlags(e, "devices", "[--json] [--probe]", devicesHelp)
 	jsonOut := fs.Bool("json", false, "print the list as JSON")
 	probe := fs.Bool("probe", false, "ask each port which protocol answers (SMP echo, YMODEM banner; no reset)")
-	baud := fs.Int("baud", serial.DefaultBaud, "baud rate for --probe")
+	baud := fs.Int("baud", app.DefaultBaud, "baud rate for --probe")
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
@@ -108,34 +39,14 @@ func cmdDevices(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "fieldflash devices: takes no arguments, only --json and --probe")
 		return exitUsage
 	}
-	ports, err := transports.List()
+	list, err := app.ListDevices()
 	if err != nil {
-		return reportEnv(e, *jsonOut, fmt.Errorf("listing serial ports: %v", err))
-	}
-	list := make([]deviceEntry, len(ports))
-	for i, p := range ports {
-		list[i] = deviceEntry{PortInfo: p}
+		return reportEnv(e, *jsonOut, err)
 	}
 	if *probe {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		var wg sync.WaitGroup
-		for i := range list {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var order []string
-				if list[i].Protocol == "ymodem" {
-					order = []string{"ymodem", "smp"}
-				}
-				r, err := probePort(ctx, list[i].Path, *baud, order)
-				if err != nil {
-					r = &probeResult{Error: err.Error()}
-				}
-				list[i].Probe = r
-			}()
-		}
-		wg.Wait()
+		app.ProbeDevices(ctx, list, *baud)
 	}
 	if *jsonOut {
 		writeJSON(e.stdout, map[string]any{"devices": list})
@@ -175,7 +86,7 @@ func cmdDevices(e *env, args []string) int {
 			case r.Protocol == "":
 				fmt.Fprintln(e.stdout, "  probe: nothing answered (SMP, YMODEM)")
 			default:
-				fmt.Fprintf(e.stdout, "  probe: %s\n", describeIdentity(r.Identity, d.Path))
+				fmt.Fprintf(e.stdout, "  probe: %s\n", app.DescribeIdentity(r.Identity, d.Path))
 			}
 		}
 	}

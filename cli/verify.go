@@ -1,17 +1,14 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/fieldflash/fieldflash/app"
-	"github.com/fieldflash/fieldflash/transports"
-	"github.com/fieldflash/fieldflash/verify"
 )
 
 func init() {
@@ -50,7 +47,7 @@ func cmdVerify(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "fieldflash verify: give exactly one bundle, e.g. `fieldflash verify acme-7.2.fwb`")
 		return exitUsage
 	}
-	opts := verify.Options{Hardware: *hardware}
+	opts := app.VerifyOptions{Hardware: *hardware}
 	if *counter != "" {
 		n, err := strconv.ParseUint(*counter, 10, 64)
 		if err != nil {
@@ -70,12 +67,11 @@ func cmdVerify(e *env, args []string) int {
 			opts.Installed[k] = v
 		}
 	}
-	s, err := openServices(*demo)
+	s, err := app.OpenSession(*demo)
 	if err != nil {
 		return reportEnv(e, *jsonOut, err)
 	}
-	s.apply(&opts)
-	v, err := verify.VerifyFile(fs.Arg(0), opts)
+	v, err := s.Verify(fs.Arg(0), opts)
 	if err != nil {
 		return reportRefusal(e, *jsonOut, err)
 	}
@@ -85,65 +81,6 @@ func cmdVerify(e *env, args []string) int {
 	}
 	printVerdict(e.stdout, v)
 	return exitOK
-}
-
-// services are the app's pieces most commands need.
-type services struct {
-	home  string
-	state *app.DiskState
-	roots []verify.PinnedRoot
-	demo  bool
-}
-
-func openServices(demo bool) (*services, error) {
-	home, err := app.Home()
-	if err != nil {
-		return nil, err
-	}
-	ts, err := app.OpenTrustStore(home)
-	if err != nil {
-		return nil, err
-	}
-	roots, err := ts.Roots()
-	if err != nil {
-		return nil, err
-	}
-	// The demo root is always offered: verify trusts it only in demo mode, and outside it
-	// says so instead of "not pinned".
-	roots = append(roots, demoRoot())
-	// Demo runs keep their state and journals apart, so playing with the demo never moves
-	// the state that guards real bundles.
-	work := home
-	if demo {
-		work = filepath.Join(home, "demo")
-	}
-	st, err := app.NewDiskState(work)
-	if err != nil {
-		return nil, err
-	}
-	return &services{home: work, state: st, roots: roots, demo: demo}, nil
-}
-
-// requireVirtualPort refuses to flash a demo bundle anywhere but onto a virtual device:
-// the demo keys are public, so a demo bundle says nothing about what is safe for hardware.
-func requireVirtualPort(port string) error {
-	ports, err := transports.List()
-	if err != nil {
-		return err
-	}
-	want := resolvePath(port)
-	for _, p := range ports {
-		if p.Virtual && resolvePath(p.Path) == want {
-			return nil
-		}
-	}
-	return fmt.Errorf("--demo flashes only virtual devices (`fieldflash sim`), and %s is not one: demo bundles are signed with public demo keys; use a bundle from your vendor for real hardware", port)
-}
-
-func (s *services) apply(o *verify.Options) {
-	o.Roots = s.roots
-	o.DemoMode = s.demo
-	o.State = s.state
 }
 
 func writeJSON(w io.Writer, v any) {
@@ -161,12 +98,12 @@ func reportEnv(e *env, jsonOut bool, err error) int {
 
 // reportRefusal prints a verification refusal and returns its exit code.
 func reportRefusal(e *env, jsonOut bool, err error) int {
-	var ve *verify.Error
+	var ve *app.VerifyError
 	if !errors.As(err, &ve) {
 		return reportEnv(e, jsonOut, err)
 	}
 	code := exitRefused
-	if ve.Code == verify.CodeIO {
+	if ve.Code == app.CodeIO {
 		code = exitEnv
 	}
 	if jsonOut {
@@ -176,7 +113,7 @@ func reportRefusal(e *env, jsonOut bool, err error) int {
 	return code
 }
 
-func printVerdict(w io.Writer, v *verify.Verified) {
+func printVerdict(w io.Writer, v *app.Verified) {
 	fmt.Fprintf(w, "✔ %s verified\n", v.Bundle)
 	fmt.Fprintf(w, "  repository   %s (root v%d)\n", v.Repository, v.RootVersion)
 	fmt.Fprintf(w, "  digest       %s\n", v.Digest)
@@ -214,7 +151,7 @@ func printVerdict(w io.Writer, v *verify.Verified) {
 	}
 }
 
-func describeImage(img *verify.ImageInfo) string {
+func describeImage(img *app.ImageInfo) string {
 	switch img.Format {
 	case "mcuboot":
 		s := "MCUboot " + img.Version

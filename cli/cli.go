@@ -1,15 +1,16 @@
-// Command fieldflash verifies signed firmware bundles offline and flashes devices.
+// Package cli is fieldflash's command line: flags, help and printing only. Every
+// command is one call into app/, whose events a printer here shows as text, a progress
+// bar or JSON lines (package progress). The fieldflash binary (main.go at the repository
+// root) runs Main when it is given a command.
 //
-// Run `fieldflash help` for the commands; docs/cli.md has the full reference and the exit
-// codes.
-package main
+// docs/cli.md has the full reference and the exit codes.
+package cli
 
 import (
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 )
@@ -40,10 +41,13 @@ type env struct {
 	stdin          io.Reader
 }
 
-func main() {
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
-	os.Exit(run(e, os.Args[1:]))
+// Main runs the command in args (without the program name) and returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(&env{stdout: stdout, stderr: stderr, stdin: stdin}, args)
 }
+
+// Usage prints the list of commands, as `fieldflash help` does.
+func Usage(w io.Writer) { usage(w) }
 
 func run(e *env, args []string) int {
 	if len(args) == 0 {
@@ -61,7 +65,7 @@ func run(e *env, args []string) int {
 		usage(e.stdout)
 		return exitOK
 	case "version", "--version":
-		fmt.Fprintln(e.stdout, "fieldflash", version)
+		fmt.Fprintln(e.stdout, "fieldflash", Version)
 		return exitOK
 	}
 	c, ok := commands[name]
@@ -72,8 +76,8 @@ func run(e *env, args []string) int {
 	return c.run(e, args[1:])
 }
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// Version is set at build time with -ldflags "-X github.com/fieldflash/fieldflash/cli.Version=...".
+var Version = "dev"
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "fieldflash verifies signed firmware bundles offline and flashes devices.")

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fieldflash/fieldflash/app"
+)
+
+func init() {
+	register(&command{name: "recover", summary: "for support: find out what a stuck device answers, and flash it back", run: cmdRecover})
+}
+
+const recoverHelp = `
+For a device that does not boot or does not answer as it should. recover probes PORT for
+MCUboot serial recovery (SMP in the bootloader), a running MCUmgr application, or a
+YMODEM bootloader, and says what state the device is in.
+
+With BUNDLE it then flashes that bundle's target for the device's hardware id through the
+same engine as "fieldflash flash" (verified first, resumable). MCUboot serial recovery
+does not report the hardware id: give it with --hardware, as printed on the board's label.
+
+If nothing answers, it says what to do next (which button to hold, which cable to check)
+and exits 4.
+
+Exit codes: 0 the device answers (and, with BUNDLE, was flashed), 1 refused, 2 usage,
+3 environment (port, bundle), 4 nothing answers or the device failed, 5 interrupted.`
+
+func cmdRecover(e *env, args []string) int {
+	fs := newFlags(e, "recover", "--port PATH [BUNDLE.fwb] [options]", recoverHelp)
+	port := fs.String("port", "", "the `PATH` of the serial port the device is on")
+	protocol := fs.String("protocol", "", "smp or ymodem (default: try both)")
+	baud := fs.Int("baud", app.DefaultBaud, "baud rate of the port")
+	hardware := fs.String("hardware", "", "the device's hardware id, for bootloaders that do not report it")
+	target := fs.String("target", "", "the bundle's target to flash (default: the one for the hardware id)")
+	jsonOut := fs.Bool("json", false, "write the state (and events) as JSON lines")
+	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles, virtual devices only)")
+	if code, stop := parse(e, fs, args); stop {
+		return code
+	}
+	if *port == "" || fs.NArg() > 1 {
+		fmt.Fprintln(e.stderr, "fieldflash recover: give the port and at most one bundle, e.g. `fieldflash recover --port /dev/ttyACM0 acme-7.2.fwb`")
+		return exitUsage
+	}
+	switch *protocol {
+	case "", "smp", "ymodem":
+	default:
+		fmt.Fprintf(e.stderr, "fieldflash recover: --protocol %q: use smp or ymodem\n", *protocol)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// The bundle first: a bundle that does not verify is no reason to touch the device.
+	var v *app.Verified
+	var s *app.Session
+	if fs.NArg() == 1 {
+		var err error
+		if *demo {
+			if err := app.RequireVirtualPort(*port); err != nil {
+				fmt.Fprintln(e.stderr, "✘ refused:", err)
+				return exitRefused
+			}
+		}
+		if s, err = app.OpenSession(*demo); err != nil {
+			return reportEnv(e, *jsonOut, err)
+		}
+		if v, err = s.Verify(fs.Arg(0), app.VerifyOptions{}); err != nil {
+			return reportRefusal(e, *jsonOut, err)
+		}
+	}
+
+	rec, err := app.ProbeRecovery(ctx, *port, *baud, *protocol)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(e.stderr, "✘ interrupted")
+			return exitCanceled
+		}
+		code := reportEnv(e, *jsonOut, err)
+		fmt.Fprintf(e.stderr, "\n  Next: %s\n", app.SilentHint(*protocol, *port))
+		return code
+	}
+	if !rec.Answered() {
+		if *jsonOut {
+			writeJSONLine(e.stdout, map[string]any{"ok": false, "exit": exitDevice, "port": *port, "state": rec.State, "code": app.CodeDeviceLost, "next": rec.Next})
+		}
+		fmt.Fprintf(e.stderr, "✘ %s\n\n  Next: %s\n", rec.Text, rec.Next)
+		return exitDevice
+	}
+	id := rec.Identity
+	if *jsonOut {
+		writeJSONLine(e.stdout, map[string]any{"ok": true, "port": *port, "protocol": rec.Probe.Protocol, "state": rec.State, "device": id})
+	} else {
+		fmt.Fprintf(e.stdout, "device  %s\n", app.DescribeIdentity(id, *port))
+		fmt.Fprintf(e.stdout, "state   %s\n", rec.Text)
+	}
+	if v == nil {
+		if !*jsonOut {
+			fmt.Fprintf(e.stdout, "\nTo flash it: fieldflash recover --port %s BUNDLE.fwb", *port)
+			if id.HardwareID == "" {
+				fmt.Fprint(e.stdout, " --hardware HARDWARE-ID")
+			}
+			fmt.Fprintln(e.stdout)
+		}
+		return exitOK
+	}
+	out := newFlashOutput(e, *jsonOut)
+	out.verified = v
+	return out.finish(s.Recover(ctx, rec, app.FlashRequest{Bundle: v, Target: *target, Baud: *baud, Hardware: *hardware}, out.event))
+}
