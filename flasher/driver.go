@@ -35,6 +35,17 @@ type Capabilities struct {
 	Reset    bool
 	Erase    bool
 	Recovery bool // the driver can talk to the device's recovery bootloader
+	// Departs: after Reset the device may leave for an application that does not speak
+	// this protocol (a DfuSe leave, a DFU device that reboots into its application). A
+	// probe that finds the device gone for PlanOptions.DepartWait counts as started.
+	Departs bool
+}
+
+// CheckReporter is a Driver that can say how it checked the written image ("read back
+// 70 KiB: identical", or "relying on the device's own check"); the engine shows it at
+// the check step, also when the driver offers no Check.
+type CheckReporter interface {
+	CheckReport() string
 }
 
 // Identity is what a device says of itself.

@@ -41,6 +41,10 @@ type PlanOptions struct {
 	StallTimeout time.Duration
 	// RequestTimeout bounds every other request to the device.
 	RequestTimeout time.Duration
+	// DepartWait is how long a probe waits for a device whose driver Departs (USB DFU) to
+	// come back after the reset before it takes the device's absence as the new image
+	// running; 10 s when 0.
+	DepartWait time.Duration
 	// Retry governs retries after link faults.
 	Retry RetryPolicy
 	// Now is the clock for events and the journal; nil means time.Now.
@@ -78,6 +82,9 @@ func (o *PlanOptions) fill(protocol string) {
 	}
 	if o.ProbeTimeout <= 0 {
 		o.ProbeTimeout = d.probe
+	}
+	if o.DepartWait <= 0 {
+		o.DepartWait = 10 * time.Second
 	}
 	if o.Retry.Initial <= 0 {
 		o.Retry.Initial = 500 * time.Millisecond

@@ -81,6 +81,7 @@ type run struct {
 	hinted    bool // a recovery hint was shown for the current trouble
 	finished  bool // the outcome is final: the journal is closed
 	lastState imageState
+	resume    Step // the step an open journal said the last run stopped at
 }
 
 func (r *run) emit(e Event) {
@@ -111,6 +112,7 @@ func (r *run) run(ctx context.Context) error {
 	if e := r.j.Load(); e != nil && !e.Finished {
 		resume = e.Step
 	}
+	r.resume = resume
 	if err := r.j.begin(r.p, r.now()); err != nil {
 		return err
 	}
@@ -216,6 +218,8 @@ func (r *run) transfer(ctx context.Context, fromZero bool) error {
 			first = false
 			if from > 0 {
 				r.emit(Event{Step: StepTransfer, Kind: KindProgress, Bytes: from, Total: size, Message: fmt.Sprintf("the device holds %d bytes from an earlier attempt; resuming there", from)})
+			} else if r.resume == StepTransfer && !r.caps.Resume {
+				r.emit(Event{Step: StepTransfer, Kind: KindProgress, Total: size, Message: "an earlier transfer was interrupted, and this device cannot resume one (" + r.p.Protocol + "): sending the image again from byte 0"})
 			}
 		}
 		start := from
@@ -423,6 +427,10 @@ func (r *run) identify(ctx context.Context, step Step) (*Identity, error) {
 // an older attempt.
 func (r *run) check(ctx context.Context) error {
 	if !r.caps.Check {
+		if cr, ok := r.d.(CheckReporter); ok {
+			r.stepStart(StepCheck, "how the device checks the image")
+			r.stepDone(StepCheck, cr.CheckReport())
+		}
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -432,7 +440,11 @@ func (r *run) check(ctx context.Context) error {
 		}
 		err := r.do(ctx, StepCheck, func(ctx context.Context) error { return r.d.Check(ctx, &r.p.Image) })
 		if err == nil {
-			r.stepDone(StepCheck, "the device holds the image whole")
+			msg := "the device holds the image whole"
+			if cr, ok := r.d.(CheckReporter); ok {
+				msg = cr.CheckReport()
+			}
+			r.stepDone(StepCheck, msg)
 			return nil
 		}
 		if c := CodeOf(err); c == CodeCancelled || c == CodeDeviceLost || attempt > 0 {
@@ -515,8 +527,23 @@ func (r *run) probe(ctx context.Context) (*Identity, *probeFailure, error) {
 	for {
 		var id *Identity
 		var err error
+		if r.caps.Departs && !fail.seen && r.now().Sub(started) >= r.opt.DepartWait {
+			// The device left after the reset and has not come back on this protocol: it
+			// runs its application, which cannot be asked which image it is.
+			r.stepDone(StepProbe, fmt.Sprintf("the device left %s mode after the reset and did not come back within %s: it runs its application (which cannot be asked for its version over %s)", r.p.Protocol, r.opt.DepartWait, r.p.Protocol))
+			return &Identity{Protocol: r.p.Protocol, Mode: ModeApplication}, nil, nil
+		}
 		if r.relink {
-			err = r.reconnect(pctx)
+			rc, rcancel := pctx, context.CancelFunc(func() {})
+			if r.caps.Departs && !fail.seen {
+				// Wait for the device to come back no longer than DepartWait in all.
+				rc, rcancel = context.WithTimeout(pctx, r.opt.DepartWait-r.now().Sub(started))
+			}
+			err = r.reconnect(rc)
+			rcancel()
+			if err != nil && pctx.Err() == nil {
+				err = &linkError{err}
+			}
 		}
 		if err == nil {
 			rctx, rcancel := context.WithTimeout(pctx, r.opt.RequestTimeout)
