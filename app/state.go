@@ -16,8 +16,8 @@ import (
 
 // DiskState is verify.State kept under $FIELDFLASH_HOME/state: one file per pinned root
 // (named by its verify.PinnedRoot.StateKey: repository@pin-hash) with the newest metadata
-// trusted so far (the raw bytes, so a later bundle can be compared
-// byte for byte), and one file with the newest trusted time. Each file is replaced
+// trusted so far (as verify hands it over: the signed
+// parts with the signatures that counted), and one file with the newest trusted time. Each file is replaced
 // atomically, so a crash never leaves a repository half-updated.
 type DiskState struct {
 	dir string

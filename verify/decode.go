@@ -20,6 +20,45 @@ import (
 
 const nextRebuild = "the bundle is damaged or was not made by a TUF tool; ask the release team for a new one"
 
+// ParseRoot, ParseTimestamp, ParseSnapshot and ParseTargets read one metadata file the way
+// verify reads a bundle's before it trusts any of it: within MaxSignatures, MaxKeys and
+// MaxRoleKeyIDs, never panicking, with the gaps go-tuf leaves to its caller closed (null
+// entries, key ids that are not their keys'). They check no signature. Refusals are *Error.
+func ParseRoot(raw []byte, thing string) (*metadata.Metadata[metadata.RootType], error) {
+	md, e := decodeRoot(raw, thing)
+	if e != nil {
+		return nil, e
+	}
+	return md, nil
+}
+
+// ParseTimestamp: see ParseRoot.
+func ParseTimestamp(raw []byte, thing string) (*metadata.Metadata[metadata.TimestampType], error) {
+	md, e := decodeTimestamp(raw, thing)
+	if e != nil {
+		return nil, e
+	}
+	return md, nil
+}
+
+// ParseSnapshot: see ParseRoot.
+func ParseSnapshot(raw []byte, thing string) (*metadata.Metadata[metadata.SnapshotType], error) {
+	md, e := decodeSnapshot(raw, thing)
+	if e != nil {
+		return nil, e
+	}
+	return md, nil
+}
+
+// ParseTargets: see ParseRoot.
+func ParseTargets(raw []byte, thing string) (*metadata.Metadata[metadata.TargetsType], error) {
+	md, e := decodeTargets(raw, thing)
+	if e != nil {
+		return nil, e
+	}
+	return md, nil
+}
+
 func decodeRoot(raw []byte, thing string) (*metadata.Metadata[metadata.RootType], *Error) {
 	md, err := fromBytes(raw, metadata.Root().FromBytes, thing)
 	if err != nil {
@@ -162,9 +201,85 @@ func checkMetaFiles(meta map[string]*metadata.MetaFiles, thing string) *Error {
 	return nil
 }
 
+// Bounds on one metadata file, checked before go-tuf parses it. go-tuf's duplicate
+// signature check is quadratic in the number of signatures, and its signature check
+// encodes the whole file once per key id a role lists: an unsigned 4 MiB file of 150,000
+// junk signatures would cost half a minute before anything is refused. Real repositories
+// stay far below these.
+const (
+	MaxSignatures = 256  // signatures on one metadata file
+	MaxKeys       = 1024 // keys one root or targets file lists (root keys, delegation keys)
+	MaxRoleKeyIDs = 64   // key ids one role lists (a top-level role in root, a delegated role)
+)
+
+// metadataShape is just enough of a metadata file to count what MaxSignatures, MaxKeys and
+// MaxRoleKeyIDs bound; encoding/json reads it in linear time.
+type metadataShape struct {
+	Signatures []json.RawMessage `json:"signatures"`
+	Signed     struct {
+		Keys        map[string]json.RawMessage `json:"keys"`
+		Roles       map[string]roleShape       `json:"roles"` // root
+		Delegations *struct {
+			Keys          map[string]json.RawMessage `json:"keys"`
+			Roles         []roleShape                `json:"roles"`
+			SuccinctRoles *roleShape                 `json:"succinct_roles"`
+		} `json:"delegations"`
+	} `json:"signed"`
+}
+
+type roleShape struct {
+	Name   string            `json:"name"`
+	KeyIDs []json.RawMessage `json:"keyids"`
+}
+
+// checkBounds refuses a file with more signatures, keys or key ids per role than the
+// bounds, before any quadratic work is done on it.
+func checkBounds(raw []byte, thing string) *Error {
+	var m metadataShape
+	if err := json.Unmarshal(raw, &m); err != nil {
+		var syn *json.SyntaxError
+		reason := "is not TUF metadata: " + err.Error()
+		if errors.As(err, &syn) {
+			reason = "is not valid TUF JSON: " + err.Error()
+		}
+		return &Error{Code: CodeFormat, Thing: thing, Reason: reason, Next: nextRebuild, Err: err}
+	}
+	const next = "do not trust it; real TUF metadata stays far below this, so the file was padded; ask the release team for a new bundle"
+	if n := len(m.Signatures); n > MaxSignatures {
+		return errorf(CodeTooLarge, thing, next, "carries %d signatures; at most %d are read", n, MaxSignatures)
+	}
+	keys := len(m.Signed.Keys)
+	roles := make([]roleShape, 0, len(m.Signed.Roles))
+	for name, r := range m.Signed.Roles {
+		r.Name = name
+		roles = append(roles, r)
+	}
+	if d := m.Signed.Delegations; d != nil {
+		keys += len(d.Keys)
+		roles = append(roles, d.Roles...)
+		if d.SuccinctRoles != nil {
+			r := *d.SuccinctRoles
+			r.Name = "succinct_roles"
+			roles = append(roles, r)
+		}
+	}
+	if keys > MaxKeys {
+		return errorf(CodeTooLarge, thing, next, "lists %d keys; at most %d are read", keys, MaxKeys)
+	}
+	for _, r := range roles {
+		if n := len(r.KeyIDs); n > MaxRoleKeyIDs {
+			return errorf(CodeTooLarge, thing, next, "role %q lists %d key ids; at most %d are read", r.Name, n, MaxRoleKeyIDs)
+		}
+	}
+	return nil
+}
+
 // fromBytes runs one of go-tuf's FromBytes and turns its failure, or panic, into a
-// refusal of thing.
+// refusal of thing. The file's bounds are checked first.
 func fromBytes[T metadata.Roles](raw []byte, from func([]byte) (*metadata.Metadata[T], error), thing string) (md *metadata.Metadata[T], e *Error) {
+	if e := checkBounds(raw, thing); e != nil {
+		return nil, e
+	}
 	err := guard(func() error {
 		var err error
 		md, err = from(raw)
@@ -199,14 +314,6 @@ func sameSigned(a, b any) bool {
 	ca, err1 := cjson.EncodeCanonical(a)
 	cb, err2 := cjson.EncodeCanonical(b)
 	return err1 == nil && err2 == nil && string(ca) == string(cb)
-}
-
-// canonicalEqual reports whether two raw JSON files are the same after canonicalisation.
-func canonicalEqual(a, b []byte) bool {
-	if !json.Valid(a) || !json.Valid(b) {
-		return false
-	}
-	return sameSigned(json.RawMessage(a), json.RawMessage(b))
 }
 
 func shortKey(id string) string {

@@ -109,6 +109,8 @@ var tamperCases = []tamperCase{
 		says: []string{"role bin-1 lists it as acme-gw/app-1.bin", "targets delegates only the paths with hash prefixes 1 to bin-1"}},
 	{file: "fail_delegated_other_hardware.fwb", hardware: "acme-sensor-r1", want: verify.CodePayload, things: []string{"acme-gw/app-1.0.9.bin"},
 		says: []string{"role acme-gw signs it for hardware acme-sensor-r1", "targets delegates to acme-gw only hardware acme-gw-r1, acme-gw-r2"}},
+	{file: "fail_too_many_signatures.fwb", want: verify.CodeTooLarge, things: []string{"timestamp.json"},
+		says: []string{"carries 257 signatures; at most 256 are read"}},
 	{file: "fail_wrong_hardware.fwb", hardware: "acme-gw-r2", want: verify.CodeHardware, things: []string{"acme-gw-r2", "app-1.0.4"}},
 	{file: "fail_lower_release_counter.fwb", counter: u64(9), want: verify.CodeReleaseCounter, things: []string{"app-1.0.5"}},
 	{file: "fail_requirement.fwb", installed: map[string]string{"bootloader": "1.4.0"}, want: verify.CodeRequirement, things: []string{"bootloader"}},

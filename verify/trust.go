@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -92,7 +93,7 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 		// demo keys are public, so anyone can sign for it.
 		_, demoKeys := DemoKeys(pr, opts.Roots)
 		if (p.Demo || demoKeys) && !opts.DemoMode {
-			if chainsFrom(md, pr, p.Root) {
+			if chainsFrom(md, pr) {
 				demoOnly = true
 			}
 			continue
@@ -101,7 +102,7 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 		// there would verify without the vendor's remembered metadata (a withdrawn
 		// release would pass).
 		if opts.DemoMode && !p.Demo {
-			if chainsFrom(md, pr, p.Root) {
+			if chainsFrom(md, pr) {
 				vendorOnly = true
 			}
 			continue
@@ -129,7 +130,7 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 				c.trustedUpTo = max(c.trustedUpTo, sr.Signed.Version)
 			}
 		}
-		c.strict = chainsFrom(md, pr, p.Root) || (c.savedRoot != nil && chainsFrom(md, c.savedRoot, c.saved.Root))
+		c.strict = chainsFrom(md, pr) || (c.savedRoot != nil && chainsFrom(md, c.savedRoot))
 		switch {
 		case c.strict:
 			strict = append(strict, c)
@@ -188,10 +189,14 @@ func establishTrust(md *bundle.Metadata, opts Options, now, ref time.Time, limit
 
 // chainsFrom reports whether the bundle's root chain passes through r: the bundle holds
 // the same root version with the same canonical content, or the next version signed by r.
-func chainsFrom(md *bundle.Metadata, r *metadata.Metadata[metadata.RootType], raw []byte) bool {
+func chainsFrom(md *bundle.Metadata, r *metadata.Metadata[metadata.RootType]) bool {
 	v := r.Signed.Version
-	if b, ok := md.Roots[v]; ok && canonicalEqual(b, raw) {
-		return true
+	// The same version with the same signed content is the same root, whatever
+	// signatures each copy carries (State keeps only the signatures that counted).
+	if b, ok := md.Roots[v]; ok {
+		if same, e := decodeRoot(b, ""); e == nil && sameSigned(same.Signed, r.Signed) {
+			return true
+		}
 	}
 	b, ok := md.Roots[v+1]
 	if !ok {
@@ -782,7 +787,16 @@ func (t *trust) save(st State) error {
 	s := copySaved(t.saved)
 	changed := false
 	if t.tm.Root.Signed.Version > t.savedRootVersion() {
-		s.Root = t.rootRaw
+		r := t.tm.Root
+		counted := t.counted(r.Signed, r.Signatures, metadata.ROOT, metadata.ROOT)
+		if earlier := t.earlierRoots(metadata.ROOT); len(earlier) > 0 {
+			counted = append(counted, checkSignatures(r.Signed, r.Signatures, earlier[0], nil).counted...)
+		}
+		raw, err := verifiedBytes(t.rootRaw, counted)
+		if err != nil {
+			return err
+		}
+		s.Root = raw
 		changed = true
 	}
 	for _, name := range t.order {
@@ -791,22 +805,79 @@ func (t *trust) save(st State) error {
 			continue
 		}
 		changed = true
+		raw := lr.raw
+		var err error
 		switch name {
 		case metadata.TIMESTAMP:
-			s.Timestamp = lr.raw
+			m := t.tm.Timestamp
+			raw, err = verifiedBytes(raw, t.counted(m.Signed, m.Signatures, name, lr.delegator))
+			s.Timestamp = raw
 		case metadata.SNAPSHOT:
-			s.Snapshot = lr.raw
+			m := t.tm.Snapshot
+			if !pinnedBytes(t.tm.Timestamp.Signed.Meta["snapshot.json"]) {
+				raw, err = verifiedBytes(raw, t.counted(m.Signed, m.Signatures, name, lr.delegator))
+			}
+			s.Snapshot = raw
 		default:
+			m := t.tm.Targets[name]
+			if !pinnedBytes(t.tm.Snapshot.Signed.Meta[name+".json"]) {
+				raw, err = verifiedBytes(raw, t.counted(m.Signed, m.Signatures, name, lr.delegator))
+			}
 			if s.Targets == nil {
 				s.Targets = map[string][]byte{}
 			}
-			s.Targets[name] = lr.raw
+			s.Targets[name] = raw
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if !changed {
 		return nil
 	}
 	return st.Save(t.stateKey, s)
+}
+
+// counted lists the key ids whose signatures on a role count under its delegator's keys.
+func (t *trust) counted(signed any, sigs []metadata.Signature, role, delegator string) []string {
+	var auth authority
+	if delegator == metadata.ROOT {
+		auth, _ = rootAuthority(t.tm.Root, role)
+	} else {
+		auth, _ = delegationAuthority(t.tm.Targets[delegator], delegator, role)
+	}
+	return checkSignatures(signed, sigs, auth, nil).counted
+}
+
+// pinnedBytes reports whether a snapshot's or timestamp's listing fixes the listed file's
+// bytes (length or hashes): go-tuf checks a saved copy against it when loading it again,
+// and a file whose bytes were signed for cannot have been padded.
+func pinnedBytes(m *metadata.MetaFiles) bool {
+	return m != nil && (m.Length != 0 || len(m.Hashes) > 0)
+}
+
+// verifiedBytes is what State keeps of a metadata file that came from the bundle: its
+// signed part as it was, and only the signatures that counted. Junk signatures padded onto
+// a file that still verifies (its threshold met by the real ones) are not saved, so they
+// cost nothing to any later verification.
+func verifiedBytes(raw []byte, counted []string) ([]byte, error) {
+	var m struct {
+		Signed     json.RawMessage      `json:"signed"`
+		Signatures []metadata.Signature `json:"signatures"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	keep := []metadata.Signature{}
+	for _, s := range m.Signatures {
+		if slices.Contains(counted, s.KeyID) && !slices.ContainsFunc(keep, func(k metadata.Signature) bool { return k.KeyID == s.KeyID }) {
+			keep = append(keep, s)
+		}
+	}
+	return json.Marshal(struct {
+		Signatures []metadata.Signature `json:"signatures"`
+		Signed     json.RawMessage      `json:"signed"`
+	}{keep, m.Signed})
 }
 
 func (t *trust) savedRootVersion() int64 {

@@ -96,8 +96,9 @@ func (p PinnedRoot) StateKey() string {
 // a character of a trust store name, so the name is always what precedes the last one.
 const StateKeySeparator = "@"
 
-// Saved is what State keeps of one repository: the newest metadata trusted so far, as the
-// raw bytes that were verified. Nil slices mean "none yet".
+// Saved is what State keeps of one pinned root: the newest metadata trusted so far, only
+// what was verified (each file's signed part with the signatures that counted, or the
+// exact bytes where the snapshot or timestamp fixes them). Nil slices mean "none yet".
 type Saved struct {
 	Root      []byte
 	Timestamp []byte

@@ -11,7 +11,7 @@ import (
 // The repository's upstream vectors and the committed corpus, from this package's folder.
 const (
 	vectorsDir = "../../../testdata"
-	corpusDir = "../../testdata"
+	corpusDir  = "../../testdata"
 )
 
 // TestCommittedCorpusIsWhatTheGeneratorWrites generates the corpus into a fresh folder and

@@ -166,6 +166,9 @@ type release struct {
 	targetsSigners         []*key // nil: the newest root's targets keys
 	// carry lists the payloads put in the bundle; nil means every listed payload.
 	carry []payload
+	// junkTimestampSignatures pads the timestamp with that many signatures by key ids
+	// nobody lists.
+	junkTimestampSignatures int
 }
 
 func (r release) newest() rootSpec { return r.roots[len(r.roots)-1] }
@@ -260,6 +263,9 @@ func (r release) build() *bundle.Contents {
 	for _, k := range root.timestamp.keys {
 		_, err := timestamp.Sign(k.signer)
 		must(err)
+	}
+	for i := range r.junkTimestampSignatures {
+		timestamp.Signatures = append(timestamp.Signatures, metadata.Signature{KeyID: fmt.Sprintf("%06d", i)})
 	}
 	c.Timestamp = toBytes(timestamp)
 

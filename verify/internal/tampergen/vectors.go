@@ -311,6 +311,12 @@ func generate(upstream string) ([]outFile, error) {
 			r.delegation.hardware = []string{"acme-gw-r1", "acme-gw-r2"}
 			return write(r.build())
 		}},
+		{"fail_too_many_signatures", func() ([]byte, error) {
+			// Padding that would cost go-tuf's quadratic duplicate check; refused by count.
+			r := basic(app100)
+			r.junkTimestampSignatures = verify.MaxSignatures
+			return write(r.build())
+		}},
 		{"fail_wrong_hardware", writeRelease(basic(app("1.0.4", 3)))},
 		{"fail_lower_release_counter", writeRelease(basic(app("1.0.5", 5)))},
 		{"fail_requirement", writeRelease(basic(bootloaderReq))},
