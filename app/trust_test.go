@@ -24,7 +24,7 @@ func testKey(name string) ed25519.PrivateKey {
 
 // testRoot makes a root whose every role has one key; signed says whether the root key
 // signs it.
-func testRoot(t *testing.T, repo string, signed bool) []byte {
+func testRoot(t testing.TB, repo string, signed bool) []byte {
 	t.Helper()
 	root := metadata.Root(time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC))
 	if repo != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldflash/fieldflash/verify"
+	"github.com/fieldflash/fieldflash/verify/bundle"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -467,6 +468,12 @@ func FuzzInspect(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:len(good)/2])
 	f.Add([]byte{})
+	c, err := fx.Contents(nil)
+	fx.must(err)
+	c.Targets = []byte(`{"signed":{"_type":"targets","spec_version":"1.0.31","version":9,"expires":"2030-01-01T00:00:00Z","targets":{"x":null}},"signatures":[]}`)
+	var null bytes.Buffer
+	fx.must(bundle.Write(&null, c))
+	f.Add(null.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		inv, err := Inspect(bytes.NewReader(data), int64(len(data)))
 		if err == nil {
@@ -491,6 +498,8 @@ func FuzzMerge(f *testing.F) {
 	f.Add("targets", unsigned)
 	f.Add("root", root)
 	f.Add("snapshot", []byte(`{"signed":{"_type":"snapshot"},"signatures":[]}`))
+	f.Add("targets", []byte(`{"signed":{"_type":"targets","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","targets":{"x":null}},"signatures":[]}`))
+	f.Add("root", []byte(`{"signed":{"_type":"root","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","keys":{"a":null},"roles":{"root":{"keyids":["a"],"threshold":1}}},"signatures":[]}`))
 	f.Fuzz(func(t *testing.T, role string, data []byte) {
 		added, err := fx.Merge(role, data)
 		if err != nil {
