@@ -19,21 +19,21 @@ const DemoPull = 30000
 
 // DemoDevice is one device of the demo and what happened to it.
 type DemoDevice struct {
-	Name      string           `json:"name"`
-	Protocol  string           `json:"protocol"`
-	Port      string           `json:"port"`
-	Before    string           `json:"before"`
-	After     string           `json:"after"`
-	Result    flasher.Result   `json:"result"`
-	Bytes     int64            `json:"bytes"`
-	Seconds   float64          `json:"transfer_seconds"`
-	Rate      float64          `json:"rate"` // bytes per second over the transfer
-	PulledAt  int64            `json:"cable_pulled_at,omitempty"`
-	Resumed   int64            `json:"resumed_from,omitempty"`
-	Retries   int              `json:"retries"`
-	Outcome   *flasher.Outcome `json:"outcome,omitempty"`
-	Error     string           `json:"error,omitempty"`
-	Faults    string           `json:"faults,omitempty"`
+	Name     string           `json:"name"`
+	Protocol string           `json:"protocol"`
+	Port     string           `json:"port"`
+	Before   string           `json:"before"`
+	After    string           `json:"after"`
+	Result   flasher.Result   `json:"result"`
+	Bytes    int64            `json:"bytes"`
+	Seconds  float64          `json:"transfer_seconds"`
+	Rate     float64          `json:"rate"` // bytes per second over the transfer
+	PulledAt int64            `json:"cable_pulled_at,omitempty"`
+	Resumed  int64            `json:"resumed_from,omitempty"`
+	Retries  int              `json:"retries"`
+	Outcome  *flasher.Outcome `json:"outcome,omitempty"`
+	Error    string           `json:"error,omitempty"`
+	Faults   string           `json:"faults,omitempty"`
 	// Intro says in a sentence what the device is.
 	Intro     string `json:"-"`
 	transfer  [2]time.Time

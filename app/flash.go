@@ -99,6 +99,33 @@ type FlashResult struct {
 // RunningBefore is the version the device ran when the update started.
 func (r *FlashResult) RunningBefore() string { return RunningVersion(r.Before) }
 
+// AfterStop says what is known of the device after a run that stopped before its end
+// (interrupted, or failed with the device touched), and no more: a bootloader that writes
+// as it receives (MCUboot serial recovery, a classic bootloader) no longer holds its old
+// image once a transfer began, and once a trial boot was armed the device may run the new
+// image until its next reset. Only an application that took the upload into its second
+// slot keeps running its current image for sure.
+func (r *FlashResult) AfterStop() string {
+	step := Step("")
+	sent := false
+	if r.Outcome != nil {
+		step, sent = r.Outcome.Step, r.Outcome.Bytes > 0
+	}
+	inPlace := r.Before != nil && (r.Before.Mode == ModeRecovery || r.Before.Mode == ModeBootloader)
+	begun := sent || (step != "" && step != StepPreflight)
+	switch {
+	case inPlace && begun:
+		return "the bootloader writes the image as it receives it, so the device now holds a partial image and stays in its bootloader; run the same command again to finish"
+	case inPlace && step == "":
+		return "if a transfer had begun, the bootloader holds a partial image and the device stays in it; run the same command again to finish"
+	case step == StepReset || step == StepProbe || step == StepConfirm || step == StepRevert:
+		return "the device may be running the new image on trial; unless the update is finished it goes back to its current image at its next reset; run the same command again to finish"
+	case !begun && step != "":
+		return "nothing was written to the device; run the same command again"
+	}
+	return "the device keeps running its current image; run the same command again to resume"
+}
+
 // Flash updates the device on req.Port: probe (unless req.Protocol is set), identify,
 // plan (refusing what does not fit: hardware, rollback, requirements, slot size),
 // journal, then the engine's run, reconnecting after a pulled cable and resuming where

@@ -17,7 +17,7 @@ type Session struct {
 	// Home is where this session's state and journals live: $FIELDFLASH_HOME, or its
 	// demo/ directory in demo mode.
 	Home string
-	// Demo also trusts the demo root (demo bundles, virtual devices only).
+	// Demo trusts the demo root only (demo bundles, virtual devices only).
 	Demo  bool
 	state *DiskState
 	roots []verify.PinnedRoot

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -79,7 +78,7 @@ type demoPrinter struct {
 
 func (p *demoPrinter) say(format string, a ...any) {
 	if !p.json {
-		fmt.Fprintf(p.e.stdout, format, a...)
+		app.Fprintf(p.e.stdout, format, a...)
 	}
 }
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -36,7 +35,7 @@ func cmdDevices(e *env, args []string) int {
 		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintln(e.stderr, "fieldflash devices: takes no arguments, only --json and --probe")
+		app.Fprintln(e.stderr, "fieldflash devices: takes no arguments, only --json and --probe")
 		return exitUsage
 	}
 	list, err := app.ListDevices()
@@ -53,11 +52,11 @@ func cmdDevices(e *env, args []string) int {
 		return exitOK
 	}
 	if len(list) == 0 {
-		fmt.Fprintln(e.stdout, "No serial ports found. Plug the device in (and check the cable carries data, not only power), or start a virtual one with `fieldflash sim smp`.")
+		app.Fprintln(e.stdout, "No serial ports found. Plug the device in (and check the cable carries data, not only power), or start a virtual one with `fieldflash sim smp`.")
 		return exitOK
 	}
 	for _, d := range list {
-		fmt.Fprintf(e.stdout, "%s\n", d.Path)
+		app.Fprintf(e.stdout, "%s\n", d.Path)
 		var facts []string
 		switch {
 		case d.Virtual:
@@ -78,15 +77,15 @@ func cmdDevices(e *env, args []string) int {
 		default:
 			facts = append(facts, "serial port")
 		}
-		fmt.Fprintf(e.stdout, "  %s\n", strings.Join(facts, ", "))
+		app.Fprintf(e.stdout, "  %s\n", strings.Join(facts, ", "))
 		if r := d.Probe; r != nil {
 			switch {
 			case r.Error != "":
-				fmt.Fprintf(e.stdout, "  probe: %s\n", r.Error)
+				app.Fprintf(e.stdout, "  probe: %s\n", r.Error)
 			case r.Protocol == "":
-				fmt.Fprintln(e.stdout, "  probe: nothing answered (SMP, YMODEM)")
+				app.Fprintln(e.stdout, "  probe: nothing answered (SMP, YMODEM)")
 			default:
-				fmt.Fprintf(e.stdout, "  probe: %s\n", app.DescribeIdentity(r.Identity, d.Path))
+				app.Fprintf(e.stdout, "  probe: %s\n", app.DescribeIdentity(r.Identity, d.Path))
 			}
 		}
 	}
@@ -96,5 +95,5 @@ func cmdDevices(e *env, args []string) int {
 // writeJSONLine writes v as one line, for JSON-lines output.
 func writeJSONLine(w io.Writer, v any) {
 	b, _ := json.Marshal(v)
-	w.Write(append(b, '\n'))
+	w.Write(append(app.JSON(b), '\n'))
 }

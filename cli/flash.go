@@ -42,21 +42,21 @@ func cmdFlash(e *env, args []string) int {
 	baud := fs.Int("baud", app.DefaultBaud, "baud rate of the port")
 	target := fs.String("target", "", "the bundle's target to flash (default: the one that fits the device)")
 	jsonOut := fs.Bool("json", false, "write events and the result as JSON lines (for scripts)")
-	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles, virtual devices only)")
+	demo := fs.Bool("demo", false, "trust the demo root only (demo bundles, virtual devices only)")
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
 	if fs.NArg() != 1 || *port == "" {
-		fmt.Fprintln(e.stderr, "fieldflash flash: give one bundle and the port, e.g. `fieldflash flash acme-7.2.fwb --port /dev/ttyACM0`")
+		app.Fprintln(e.stderr, "fieldflash flash: give one bundle and the port, e.g. `fieldflash flash acme-7.2.fwb --port /dev/ttyACM0`")
 		return exitUsage
 	}
 	if *protocol != "" && *protocol != "smp" && *protocol != "ymodem" {
-		fmt.Fprintf(e.stderr, "fieldflash flash: --protocol %q: use smp or ymodem\n", *protocol)
+		app.Fprintf(e.stderr, "fieldflash flash: --protocol %q: use smp or ymodem\n", *protocol)
 		return exitUsage
 	}
 	if *demo {
 		if err := app.RequireVirtualPort(*port); err != nil {
-			fmt.Fprintln(e.stderr, "✘ refused:", err)
+			app.Fprintln(e.stderr, "✘ refused:", err)
 			return exitRefused
 		}
 	}
@@ -100,7 +100,7 @@ func (o *flashOutput) say(format string, a ...any) {
 	if o.json || o.quiet {
 		return
 	}
-	fmt.Fprintf(o.e.stdout, format, a...)
+	app.Fprintf(o.e.stdout, format, a...)
 }
 
 // event prints one event of app's flash session.
@@ -116,8 +116,10 @@ func (o *flashOutput) event(ev app.Event) {
 		p := ev.Plan
 		o.say("plan    %s %s (release counter %d, %s) -> image %d over %s\n", p.Target, p.Version,
 			p.ReleaseCounter, progress.Bytes(p.Size), p.Slot, strings.ToUpper(p.Protocol))
-		for _, n := range p.Notes {
-			o.say("note    %s\n", strings.ReplaceAll(strings.TrimSpace(n), "\n", "\n        "))
+		if !o.json && !o.quiet {
+			for _, n := range p.Notes {
+				printLines(o.e.stdout, "note    ", "        ", n)
+			}
 		}
 	case app.KindResuming:
 		o.say("resume  an earlier run stopped at %s with %s acknowledged; continuing from the device's own offset\n", ev.Earlier.Step, progress.Bytes(ev.Earlier.Acked))
@@ -156,7 +158,7 @@ func (o *flashOutput) finish(r *app.FlashResult) int {
 		}
 		writeJSONLine(o.e.stdout, doc)
 		if r.Err != nil {
-			fmt.Fprintln(o.e.stderr, "fieldflash:", r.Err)
+			app.Fprintln(o.e.stderr, "fieldflash:", r.Err)
 		}
 		return exit
 	}
@@ -165,26 +167,26 @@ func (o *flashOutput) finish(r *app.FlashResult) int {
 		oc := r.Outcome
 		switch oc.Result {
 		case app.ResultAlreadyCurrent:
-			fmt.Fprintf(o.e.stdout, "✔ the device already runs %s %s; nothing to do\n", oc.Target, oc.Version)
+			app.Fprintf(o.e.stdout, "✔ the device already runs %s %s; nothing to do\n", oc.Target, oc.Version)
 		default:
-			fmt.Fprintf(o.e.stdout, "✔ %s on %s now runs %s (%s; was %s)\n", r.Hardware, r.Port, oc.Version, oc.Result, r.RunningBefore())
+			app.Fprintf(o.e.stdout, "✔ %s on %s now runs %s (%s; was %s)\n", r.Hardware, r.Port, oc.Version, oc.Result, r.RunningBefore())
 		}
 	case exit == exitCanceled:
 		if r.Outcome != nil && !o.quiet {
-			fmt.Fprintf(o.e.stderr, "✘ interrupted during %s\n", r.Outcome.Step)
+			app.Fprintf(o.e.stderr, "✘ interrupted during %s\n", r.Outcome.Step)
 		} else {
-			fmt.Fprintln(o.e.stderr, "✘ interrupted:", errText(r.Err))
+			app.Fprintln(o.e.stderr, "✘ interrupted:", errText(r.Err))
 		}
-		fmt.Fprintln(o.e.stderr, "  the device keeps running its current image; run the same command again to resume")
+		app.Fprintln(o.e.stderr, "  "+r.AfterStop())
 	case exit == exitRefused:
-		fmt.Fprintln(o.e.stderr, "✘ refused:", o.reason(r))
+		app.Fprintln(o.e.stderr, "✘ refused:", o.reason(r))
 		if r.Outcome == nil || r.Outcome.Bytes == 0 {
-			fmt.Fprintln(o.e.stderr, "  nothing was written to the device")
+			app.Fprintln(o.e.stderr, "  nothing was written to the device")
 		}
 	default:
-		fmt.Fprintln(o.e.stderr, "✘", o.reason(r))
+		app.Fprintln(o.e.stderr, "✘", o.reason(r))
 		if exit == exitDevice {
-			fmt.Fprintln(o.e.stderr, "  run the same command again to resume once the device answers")
+			app.Fprintln(o.e.stderr, "  run the same command again to resume once the device answers")
 		}
 	}
 	return exit
@@ -206,4 +208,3 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
-

@@ -390,3 +390,18 @@ func TestSimulatorKeepsItsFlashAcrossRestarts(t *testing.T) {
 		t.Fatalf("restarted sim:\n%s", again.out)
 	}
 }
+
+// What a device reports (its hardware id here) reaches the terminal escaped: a hostile
+// or broken device cannot clear the screen or fake a line.
+func TestDeviceReportedTextIsEscapedOnTheTerminal(t *testing.T) {
+	home := t.TempDir()
+	sim := startSimProcess(t, home, "smp", "--baud", "0", "--hardware", "evil\x1b[2J\x1b[32mhw")
+	r := fieldflash(t, home, "", "devices", "--probe")
+	if r.code != exitOK {
+		t.Fatalf("devices: exit %d %s", r.code, r.stderr)
+	}
+	noTerminalControls(t, "devices --probe", r.stdout)
+	if !strings.Contains(r.stdout, `evil\x1b[2J\x1b[32mhw on `+sim.port) {
+		t.Fatalf("devices --probe does not show the hardware id escaped:\n%s", r.stdout)
+	}
+}

@@ -224,3 +224,60 @@ func TestVendorNamesWithSpacesBecomeSafeTrustNames(t *testing.T) {
 		}
 	}
 }
+
+// noTerminalControls fails when out holds a byte or rune a terminal acts on (ESC, CR, BEL,
+// C1 controls, bidirectional overrides).
+func noTerminalControls(t *testing.T, what, out string) {
+	t.Helper()
+	for _, r := range out {
+		if r == '\n' || r == '\t' {
+			continue
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x202e {
+			t.Fatalf("%s holds %U raw:\n%q", what, r, out)
+		}
+	}
+}
+
+// A hostile bundle's text (its `_type`, a target path, release notes, advisories) reaches
+// the terminal escaped: it cannot erase the refusal and draw a green "verified" line.
+func TestHostileBundleTextIsEscapedOnTheTerminal(t *testing.T) {
+	home := t.TempDir()
+	if r := fieldflash(t, home, "", "trust", "add", corpus+"root.json", "--name", "acme", "--yes"); r.code != exitOK {
+		t.Fatalf("trust add: %d %s", r.code, r.stderr)
+	}
+	r := fieldflash(t, home, "", "verify", corpus+"fail_terminal_escapes_in_type.fwb")
+	if r.code != exitRefused {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	noTerminalControls(t, "the refusal", r.stdout+r.stderr)
+	if !strings.Contains(r.stderr, `timestamp\r\x1b[2K\x1b[32m✔ acme-gw-9.9.fwb verified\x1b[0m`) {
+		t.Errorf("the refusal does not show the hostile _type escaped:\n%s", r.stderr)
+	}
+
+	r = fieldflash(t, home, "", "verify", corpus+"good_terminal_escapes.fwb")
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	noTerminalControls(t, "the verdict", r.stdout+r.stderr)
+	for _, want := range []string{`acme-gw/app\x1b[2K.bin`, `notes        Fixes the watchdog.\r\x1b[2K\x1b[32m✔ acme-gw-9.9.fwb verified\x1b[0m`,
+		"\n                   Second line \\u009b31m\\u202egnp.exe", `ACME-SA-\x1b]0;owned\x07`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the verdict lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = fieldflash(t, home, "", "verify", corpus+"good_terminal_escapes.fwb", "--json")
+	noTerminalControls(t, "the JSON verdict", r.stdout)
+	var doc struct {
+		Verified struct {
+			Targets []struct {
+				Meta struct {
+					Notes string `json:"release_notes"`
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || len(doc.Verified.Targets) != 1 || !strings.Contains(doc.Verified.Targets[0].Meta.Notes, "\x1b[32m✔") {
+		t.Fatalf("the JSON verdict does not carry the notes as they are (%v):\n%s", err, r.stdout)
+	}
+}

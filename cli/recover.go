@@ -37,18 +37,18 @@ func cmdRecover(e *env, args []string) int {
 	hardware := fs.String("hardware", "", "the device's hardware id, for bootloaders that do not report it")
 	target := fs.String("target", "", "the bundle's target to flash (default: the one for the hardware id)")
 	jsonOut := fs.Bool("json", false, "write the state (and events) as JSON lines")
-	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles, virtual devices only)")
+	demo := fs.Bool("demo", false, "trust the demo root only (demo bundles, virtual devices only)")
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
 	if *port == "" || fs.NArg() > 1 {
-		fmt.Fprintln(e.stderr, "fieldflash recover: give the port and at most one bundle, e.g. `fieldflash recover --port /dev/ttyACM0 acme-7.2.fwb`")
+		app.Fprintln(e.stderr, "fieldflash recover: give the port and at most one bundle, e.g. `fieldflash recover --port /dev/ttyACM0 acme-7.2.fwb`")
 		return exitUsage
 	}
 	switch *protocol {
 	case "", "smp", "ymodem":
 	default:
-		fmt.Fprintf(e.stderr, "fieldflash recover: --protocol %q: use smp or ymodem\n", *protocol)
+		app.Fprintf(e.stderr, "fieldflash recover: --protocol %q: use smp or ymodem\n", *protocol)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,7 +61,7 @@ func cmdRecover(e *env, args []string) int {
 		var err error
 		if *demo {
 			if err := app.RequireVirtualPort(*port); err != nil {
-				fmt.Fprintln(e.stderr, "✘ refused:", err)
+				app.Fprintln(e.stderr, "✘ refused:", err)
 				return exitRefused
 			}
 		}
@@ -76,34 +76,34 @@ func cmdRecover(e *env, args []string) int {
 	rec, err := app.ProbeRecovery(ctx, *port, *baud, *protocol)
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(e.stderr, "✘ interrupted")
+			app.Fprintln(e.stderr, "✘ interrupted")
 			return exitCanceled
 		}
 		code := reportEnv(e, *jsonOut, err)
-		fmt.Fprintf(e.stderr, "\n  Next: %s\n", app.SilentHint(*protocol, *port))
+		app.Fprintf(e.stderr, "\n  Next: %s\n", app.SilentHint(*protocol, *port))
 		return code
 	}
 	if !rec.Answered() {
 		if *jsonOut {
 			writeJSONLine(e.stdout, map[string]any{"ok": false, "exit": exitDevice, "port": *port, "state": rec.State, "code": app.CodeDeviceLost, "next": rec.Next})
 		}
-		fmt.Fprintf(e.stderr, "✘ %s\n\n  Next: %s\n", rec.Text, rec.Next)
+		app.Fprintf(e.stderr, "✘ %s\n\n  Next: %s\n", rec.Text, rec.Next)
 		return exitDevice
 	}
 	id := rec.Identity
 	if *jsonOut {
 		writeJSONLine(e.stdout, map[string]any{"ok": true, "port": *port, "protocol": rec.Probe.Protocol, "state": rec.State, "device": id})
 	} else {
-		fmt.Fprintf(e.stdout, "device  %s\n", app.DescribeIdentity(id, *port))
-		fmt.Fprintf(e.stdout, "state   %s\n", rec.Text)
+		app.Fprintf(e.stdout, "device  %s\n", app.DescribeIdentity(id, *port))
+		app.Fprintf(e.stdout, "state   %s\n", rec.Text)
 	}
 	if v == nil {
 		if !*jsonOut {
-			fmt.Fprintf(e.stdout, "\nTo flash it: fieldflash recover --port %s BUNDLE.fwb", *port)
+			app.Fprintf(e.stdout, "\nTo flash it: fieldflash recover --port %s BUNDLE.fwb", *port)
 			if id.HardwareID == "" {
 				fmt.Fprint(e.stdout, " --hardware HARDWARE-ID")
 			}
-			fmt.Fprintln(e.stdout)
+			app.Fprintln(e.stdout)
 		}
 		return exitOK
 	}

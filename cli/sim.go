@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,17 +45,17 @@ func cmdSim(e *env, args []string) int {
 		return code
 	}
 	if fs.NArg() != 1 || (fs.Arg(0) != "smp" && fs.Arg(0) != "ymodem") {
-		fmt.Fprintln(e.stderr, "fieldflash sim: say which device, e.g. `fieldflash sim smp` or `fieldflash sim ymodem`")
+		app.Fprintln(e.stderr, "fieldflash sim: say which device, e.g. `fieldflash sim smp` or `fieldflash sim ymodem`")
 		return exitUsage
 	}
 	proto := fs.Arg(0)
 	fl, err := app.ParseFaults(*faults)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "fieldflash sim: --faults: %v\n", err)
+		app.Fprintf(e.stderr, "fieldflash sim: --faults: %v\n", err)
 		return exitUsage
 	}
 	if *baud < 0 {
-		fmt.Fprintln(e.stderr, "fieldflash sim: --baud must be 0 (unpaced) or a baud rate such as 115200")
+		app.Fprintln(e.stderr, "fieldflash sim: --baud must be 0 (unpaced) or a baud rate such as 115200")
 		return exitUsage
 	}
 	home, err := app.Home()
@@ -77,7 +76,7 @@ func cmdSim(e *env, args []string) int {
 	// A live simulator already serving this path keeps it: removing its symlink would
 	// unplug a device someone is flashing.
 	if name, ok := app.ServedBy(abs); ok {
-		fmt.Fprintf(e.stderr, "fieldflash sim: %s is already served by a running simulator (%s); stop it or pass --link and --state for a second device\n", abs, name)
+		app.Fprintf(e.stderr, "fieldflash sim: %s is already served by a running simulator (%s); stop it or pass --link and --state for a second device\n", abs, name)
 		return exitEnv
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -90,7 +89,7 @@ func cmdSim(e *env, args []string) int {
 	defer s.Close()
 	withdraw, err := s.Announce(app.AnnounceName(proto))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "fieldflash sim: %v (the device runs, but `fieldflash devices` will not list it)\n", err)
+		app.Fprintf(e.stderr, "fieldflash sim: %v (the device runs, but `fieldflash devices` will not list it)\n", err)
 	} else {
 		defer withdraw()
 	}
@@ -98,15 +97,15 @@ func cmdSim(e *env, args []string) int {
 	if *recovery {
 		mode = ", started in MCUboot serial recovery (button held at power-on)"
 	}
-	fmt.Fprintf(e.stdout, "virtual %s device %s running application %s%s\n", proto, s.Hardware(), s.Running(), mode)
-	fmt.Fprintf(e.stdout, "port    %s\n", s.Path())
-	fmt.Fprintf(e.stdout, "pty     %s\n", s.PTYPath())
-	fmt.Fprintf(e.stdout, "state   %s\n", *state)
+	app.Fprintf(e.stdout, "virtual %s device %s running application %s%s\n", proto, s.Hardware(), s.Running(), mode)
+	app.Fprintf(e.stdout, "port    %s\n", s.Path())
+	app.Fprintf(e.stdout, "pty     %s\n", s.PTYPath())
+	app.Fprintf(e.stdout, "state   %s\n", *state)
 	if len(fl) > 0 {
-		fmt.Fprintf(e.stdout, "faults  %s (seed %d)\n", app.FormatFaults(fl), *seed)
+		app.Fprintf(e.stdout, "faults  %s (seed %d)\n", app.FormatFaults(fl), *seed)
 	}
-	fmt.Fprintf(e.stdout, "line    %s\n", app.BaudText(*baud))
-	fmt.Fprintf(e.stdout, "\nflash it with: fieldflash flash BUNDLE.fwb --port %s\nCtrl-C stops the device; its flash stays in the state file.\n", s.Path())
+	app.Fprintf(e.stdout, "line    %s\n", app.BaudText(*baud))
+	app.Fprintf(e.stdout, "\nflash it with: fieldflash flash BUNDLE.fwb --port %s\nCtrl-C stops the device; its flash stays in the state file.\n", s.Path())
 	if f, ok := e.stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
@@ -114,7 +113,7 @@ func cmdSim(e *env, args []string) int {
 	st := s.Stats()
 	running := s.Running()
 	s.Close()
-	fmt.Fprintf(e.stdout, "stopped: %d bytes from the host, %d to it, %d disconnects, %d dropped, %d corrupted; device runs %s\n",
+	app.Fprintf(e.stdout, "stopped: %d bytes from the host, %d to it, %d disconnects, %d dropped, %d corrupted; device runs %s\n",
 		st.HostToDevice, st.DeviceToHost, st.Disconnects, st.Dropped, st.Corrupted, running)
 	return exitOK
 }

@@ -16,8 +16,10 @@ func init() {
 
 const trustHelp = `
 Nothing is trusted unless pinned. Roots come from this build (embedded) or from
-"fieldflash trust add". Compare the key ids shown with the ones your vendor publishes
-before you confirm.
+"fieldflash trust add". Compare the key ids and fingerprints shown with the ones your
+vendor publishes before you confirm: a key id is the SHA-256 of the key's canonical JSON
+(checked), a fingerprint the SHA-256 of its DER public key (openssl pkey -pubin -outform
+DER | sha256sum).
 
   fieldflash trust add ROOT.json [--name NAME] [--yes]
   fieldflash trust list [--json]
@@ -54,7 +56,7 @@ func cmdTrust(e *env, args []string) int {
 	case "remove":
 		return trustRemove(e, store, args[1:])
 	}
-	fmt.Fprintf(e.stderr, "fieldflash trust: unknown subcommand %q; use add, list or remove\n", args[0])
+	app.Fprintf(e.stderr, "fieldflash trust: unknown subcommand %q; use add, list or remove\n", args[0])
 	return exitUsage
 }
 
@@ -67,7 +69,7 @@ func trustAdd(e *env, store *app.TrustStore, args []string) int {
 		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(e.stderr, "fieldflash trust add: give exactly one root.json")
+		app.Fprintln(e.stderr, "fieldflash trust add: give exactly one root.json")
 		return exitUsage
 	}
 	path := fs.Arg(0)
@@ -77,7 +79,7 @@ func trustAdd(e *env, store *app.TrustStore, args []string) int {
 	}
 	sum, err := app.InspectRoot(data, *name)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "✘ root %s: %v\n", path, err)
+		app.Fprintf(e.stderr, "✘ root %s: %v\n", path, err)
 		return exitRefused
 	}
 	if sum.Name == "" {
@@ -92,21 +94,21 @@ func trustAdd(e *env, store *app.TrustStore, args []string) int {
 		printRoot(e, sum)
 	}
 	if !*yes {
-		fmt.Fprintf(e.stdout, "Pin this root as %q? Only if the key ids match what the vendor published. [y/N] ", sum.Name)
+		app.Fprintf(e.stdout, "Pin this root as %q? Only if the key ids and fingerprints match what the vendor published. [y/N] ", sum.Name)
 		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-			fmt.Fprintln(e.stderr, "not pinned: not confirmed (pass --yes in scripts)")
+			app.Fprintln(e.stderr, "not pinned: not confirmed (pass --yes in scripts)")
 			return exitRefused
 		}
 	}
 	if err := store.Add(sum.Name, data); err != nil {
-		fmt.Fprintln(e.stderr, "✘", err)
+		app.Fprintln(e.stderr, "✘", err)
 		return exitRefused
 	}
 	if *jsonOut {
 		writeJSON(e.stdout, sum)
 	} else {
-		fmt.Fprintf(e.stdout, "✔ pinned %q (root v%d)\n", sum.Name, sum.Version)
+		app.Fprintf(e.stdout, "✔ pinned %q (root v%d)\n", sum.Name, sum.Version)
 	}
 	return exitOK
 }
@@ -116,15 +118,17 @@ func printRoot(e *env, s *app.RootSummary) {
 	if s.Source != "" {
 		src = " [" + string(s.Source) + "]"
 	}
-	fmt.Fprintf(e.stdout, "%s%s  root v%d, expires %s\n", s.Name, src, s.Version, s.Expires.UTC().Format("2006-01-02"))
-	types := map[string]string{}
+	app.Fprintf(e.stdout, "%s%s  root v%d, expires %s\n", s.Name, src, s.Version, s.Expires.UTC().Format("2006-01-02"))
+	keys := map[string]app.KeySummary{}
 	for _, k := range s.Keys {
-		types[k.ID] = k.Type
+		keys[k.ID] = k
 	}
 	for _, r := range s.Roles {
-		fmt.Fprintf(e.stdout, "  %-10s threshold %d of %d\n", r.Role, r.Threshold, len(r.KeyIDs))
+		app.Fprintf(e.stdout, "  %-10s threshold %d of %d\n", r.Role, r.Threshold, len(r.KeyIDs))
 		for _, id := range r.KeyIDs {
-			fmt.Fprintf(e.stdout, "    %s  %s\n", id, types[id])
+			k := keys[id]
+			app.Fprintf(e.stdout, "    key id       %s  %s\n", id, k.Type)
+			app.Fprintf(e.stdout, "    fingerprint  %s\n", k.Fingerprint)
 		}
 	}
 }
@@ -147,7 +151,7 @@ func trustList(e *env, store *app.TrustStore, args []string) int {
 		return exitOK
 	}
 	if len(list) == 0 {
-		fmt.Fprintln(e.stdout, "No roots are pinned: no bundle will verify. Pin your vendor's root with `fieldflash trust add ROOT.json`.")
+		app.Fprintln(e.stdout, "No roots are pinned: no bundle will verify. Pin your vendor's root with `fieldflash trust add ROOT.json`.")
 		return exitOK
 	}
 	for i := range list {
@@ -162,14 +166,14 @@ func trustRemove(e *env, store *app.TrustStore, args []string) int {
 		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(e.stderr, "fieldflash trust remove: give the repository name (see `fieldflash trust list`)")
+		app.Fprintln(e.stderr, "fieldflash trust remove: give the repository name (see `fieldflash trust list`)")
 		return exitUsage
 	}
 	if err := store.Remove(fs.Arg(0)); err != nil {
-		fmt.Fprintln(e.stderr, "✘", err)
+		app.Fprintln(e.stderr, "✘", err)
 		return exitRefused
 	}
-	fmt.Fprintf(e.stdout, "✔ unpinned %q\n", fs.Arg(0))
+	app.Fprintf(e.stdout, "✔ unpinned %q\n", fs.Arg(0))
 	return exitOK
 }
 

@@ -39,19 +39,19 @@ func cmdVerify(e *env, args []string) int {
 	counter := fs.String("current-counter", "", "the device's release counter: no target may be below it")
 	var installed multiFlag
 	fs.Var(&installed, "installed", "an installed `component=version`, for requirements (repeatable)")
-	demo := fs.Bool("demo", false, "also trust the demo root (demo bundles only)")
+	demo := fs.Bool("demo", false, "trust the demo root, and only it (demo bundles only)")
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(e.stderr, "fieldflash verify: give exactly one bundle, e.g. `fieldflash verify acme-7.2.fwb`")
+		app.Fprintln(e.stderr, "fieldflash verify: give exactly one bundle, e.g. `fieldflash verify acme-7.2.fwb`")
 		return exitUsage
 	}
 	opts := app.VerifyOptions{Hardware: *hardware}
 	if *counter != "" {
 		n, err := strconv.ParseUint(*counter, 10, 64)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "fieldflash verify: --current-counter %q is not a whole number\n", *counter)
+			app.Fprintf(e.stderr, "fieldflash verify: --current-counter %q is not a whole number\n", *counter)
 			return exitUsage
 		}
 		opts.CurrentCounter = &n
@@ -61,7 +61,7 @@ func cmdVerify(e *env, args []string) int {
 		for _, kv := range installed {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" || v == "" {
-				fmt.Fprintf(e.stderr, "fieldflash verify: --installed %q: write component=version, e.g. bootloader=1.4.0\n", kv)
+				app.Fprintf(e.stderr, "fieldflash verify: --installed %q: write component=version, e.g. bootloader=1.4.0\n", kv)
 				return exitUsage
 			}
 			opts.Installed[k] = v
@@ -85,14 +85,14 @@ func cmdVerify(e *env, args []string) int {
 
 func writeJSON(w io.Writer, v any) {
 	data, _ := json.MarshalIndent(v, "", "  ")
-	fmt.Fprintln(w, string(data))
+	w.Write(append(app.JSON(data), '\n'))
 }
 
 func reportEnv(e *env, jsonOut bool, err error) int {
 	if jsonOut {
 		writeJSON(e.stdout, map[string]any{"ok": false, "code": "environment", "error": err.Error()})
 	}
-	fmt.Fprintln(e.stderr, "fieldflash:", err)
+	app.Fprintln(e.stderr, "fieldflash:", err)
 	return exitEnv
 }
 
@@ -109,44 +109,44 @@ func reportRefusal(e *env, jsonOut bool, err error) int {
 	if jsonOut {
 		writeJSON(e.stdout, map[string]any{"ok": false, "code": ve.Code, "bundle": ve.Bundle, "thing": ve.Thing, "reason": ve.Reason, "next": ve.Next, "error": ve.Error()})
 	}
-	fmt.Fprintln(e.stderr, "✘ refused:", ve.Error())
+	app.Fprintln(e.stderr, "✘ refused:", ve.Error())
 	return code
 }
 
 func printVerdict(w io.Writer, v *app.Verified) {
-	fmt.Fprintf(w, "✔ %s verified\n", v.Bundle)
-	fmt.Fprintf(w, "  repository   %s (root v%d)\n", v.Repository, v.RootVersion)
-	fmt.Fprintf(w, "  digest       %s\n", v.Digest)
-	fmt.Fprintf(w, "  checked at   %s\n", v.RefTime.UTC().Format("2006-01-02 15:04 MST"))
+	app.Fprintf(w, "✔ %s verified\n", v.Bundle)
+	app.Fprintf(w, "  repository   %s (root v%d)\n", v.Repository, v.RootVersion)
+	app.Fprintf(w, "  digest       %s\n", v.Digest)
+	app.Fprintf(w, "  checked at   %s\n", v.RefTime.UTC().Format("2006-01-02 15:04 MST"))
 	if v.Older {
-		fmt.Fprintln(w, "  note         older than the newest metadata seen here; accepted because the newest targets still list its firmware")
+		app.Fprintln(w, "  note         older than the newest metadata seen here; accepted because the newest targets still list its firmware")
 	}
 	for _, warn := range v.Warnings {
-		fmt.Fprintf(w, "  ⚠ %s\n", warn)
+		app.Fprintf(w, "  ⚠ %s\n", warn)
 	}
-	fmt.Fprintln(w, "  signed by")
+	app.Fprintln(w, "  signed by")
 	for _, r := range v.Roles {
-		fmt.Fprintf(w, "    %-12s v%-4d expires %s  %d of threshold %d: %s\n", r.Name, r.Version, r.Expires.UTC().Format("2006-01-02"),
+		app.Fprintf(w, "    %-12s v%-4d expires %s  %d of threshold %d: %s\n", r.Name, r.Version, r.Expires.UTC().Format("2006-01-02"),
 			len(r.SignedBy), r.Threshold, shortIDs(r.SignedBy))
 	}
-	fmt.Fprintln(w, "  firmware")
+	app.Fprintln(w, "  firmware")
 	for _, t := range v.Targets {
 		m := t.Meta
-		fmt.Fprintf(w, "    %s\n", t.Path)
-		fmt.Fprintf(w, "      %-12s %s %s, release counter %d, %s\n", "component", m.Component, m.Version, m.ReleaseCounter, humanBytes(t.Length))
-		fmt.Fprintf(w, "      %-12s %s\n", "hardware", strings.Join(m.HardwareIDs, ", "))
-		fmt.Fprintf(w, "      %-12s %s (signed by role %s)\n", "sha256", t.SHA256, t.Role)
+		app.Fprintf(w, "    %s\n", t.Path)
+		app.Fprintf(w, "      %-12s %s %s, release counter %d, %s\n", "component", m.Component, m.Version, m.ReleaseCounter, humanBytes(t.Length))
+		app.Fprintf(w, "      %-12s %s\n", "hardware", strings.Join(m.HardwareIDs, ", "))
+		app.Fprintf(w, "      %-12s %s (signed by role %s)\n", "sha256", t.SHA256, t.Role)
 		if img := t.Image; img != nil {
-			fmt.Fprintf(w, "      %-12s %s\n", "image", describeImage(img))
+			app.Fprintf(w, "      %-12s %s\n", "image", describeImage(img))
 		}
 		for _, r := range m.Requires {
-			fmt.Fprintf(w, "      %-12s %s %s\n", "requires", r.Component, r.Version)
+			app.Fprintf(w, "      %-12s %s %s\n", "requires", r.Component, r.Version)
 		}
 		if len(m.Advisories) > 0 {
-			fmt.Fprintf(w, "      %-12s %s\n", "advisories", strings.Join(m.Advisories, ", "))
+			app.Fprintf(w, "      %-12s %s\n", "advisories", strings.Join(m.Advisories, ", "))
 		}
 		if m.ReleaseNotes != "" {
-			fmt.Fprintf(w, "      %-12s %s\n", "notes", strings.ReplaceAll(strings.TrimSpace(m.ReleaseNotes), "\n", "\n                   "))
+			printLines(w, "      notes        ", "                   ", m.ReleaseNotes)
 		}
 	}
 }
@@ -194,4 +194,17 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// printLines prints text that did not come from this program (release notes) line by
+// line, each escaped, the first after first and the others after indent: a line of it can
+// never start at the margin, where fieldflash's own verdict lines are.
+func printLines(w io.Writer, first, indent, text string) {
+	for i, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		prefix := indent
+		if i == 0 {
+			prefix = first
+		}
+		app.Fprintf(w, prefix+"%s\n", strings.TrimRight(line, "\r"))
+	}
 }

@@ -111,6 +111,11 @@ var tamperCases = []tamperCase{
 		says: []string{"role acme-gw signs it for hardware acme-sensor-r1", "targets delegates to acme-gw only hardware acme-gw-r1, acme-gw-r2"}},
 	{file: "fail_too_many_signatures.fwb", want: verify.CodeTooLarge, things: []string{"timestamp.json"},
 		says: []string{"carries 257 signatures; at most 256 are read"}},
+	{file: "good_terminal_escapes.fwb", check: func(t *testing.T, v *verify.Verified) {
+		onlyTarget(t, v, "acme-gw/app\x1b[2K.bin", "targets")
+	}},
+	{file: "fail_terminal_escapes_in_type.fwb", want: verify.CodeFormat, things: []string{"timestamp.json"},
+		says: []string{"expected metadata type timestamp"}},
 	{file: "fail_wrong_hardware.fwb", hardware: "acme-gw-r2", want: verify.CodeHardware, things: []string{"acme-gw-r2", "app-1.0.4"}},
 	{file: "fail_lower_release_counter.fwb", counter: u64(9), want: verify.CodeReleaseCounter, things: []string{"app-1.0.5"}},
 	{file: "fail_requirement.fwb", installed: map[string]string{"bootloader": "1.4.0"}, want: verify.CodeRequirement, things: []string{"bootloader"}},

@@ -66,17 +66,17 @@ func (r *Renderer) Event(e app.EngineEvent) {
 }
 
 type jsonEvent struct {
-	Time    time.Time        `json:"time"`
-	Step    app.Step     `json:"step"`
-	Kind    app.Kind     `json:"kind"`
-	Bytes   int64            `json:"bytes,omitempty"`
-	Total   int64            `json:"total,omitempty"`
-	Rate    float64          `json:"rate,omitempty"`
-	ETAms   int64            `json:"eta_ms,omitempty"`
-	Message string           `json:"message,omitempty"`
-	Error   string           `json:"error,omitempty"`
-	Code    app.FlashCode     `json:"code,omitempty"`
-	Outcome *app.Outcome `json:"outcome,omitempty"`
+	Time    time.Time     `json:"time"`
+	Step    app.Step      `json:"step"`
+	Kind    app.Kind      `json:"kind"`
+	Bytes   int64         `json:"bytes,omitempty"`
+	Total   int64         `json:"total,omitempty"`
+	Rate    float64       `json:"rate,omitempty"`
+	ETAms   int64         `json:"eta_ms,omitempty"`
+	Message string        `json:"message,omitempty"`
+	Error   string        `json:"error,omitempty"`
+	Code    app.FlashCode `json:"code,omitempty"`
+	Outcome *app.Outcome  `json:"outcome,omitempty"`
 }
 
 func (r *Renderer) json(e app.EngineEvent) {
@@ -87,11 +87,14 @@ func (r *Renderer) json(e app.EngineEvent) {
 		j.Code = app.CodeOfFlash(e.Err)
 	}
 	b, _ := json.Marshal(j)
-	r.w.Write(append(b, '\n'))
+	r.w.Write(append(app.JSON(b), '\n'))
 }
 
-// text is the one-line description of an event that is not progress.
+// text is the one-line description of an event that is not progress. Messages carry what
+// devices and bundles said (names, versions, errors), so they are escaped; the layout is
+// this program's.
 func text(e app.EngineEvent) string {
+	e.Message = app.Text(e.Message)
 	switch e.Kind {
 	case app.KindStepStart:
 		return fmt.Sprintf("%-9s %s", e.Step, e.Message)
@@ -107,7 +110,7 @@ func text(e app.EngineEvent) string {
 	case app.KindOutcome:
 		s := "result: " + e.Message
 		if o := e.Outcome; o != nil {
-			s = fmt.Sprintf("result: %s (%s %s, %s sent in %s", o.Result, o.Target, o.Version, Bytes(o.Bytes), o.Duration.Round(100*time.Millisecond))
+			s = app.Sprintf("result: %s (%s %s, %s sent in %s", o.Result, o.Target, o.Version, Bytes(o.Bytes), o.Duration.Round(100*time.Millisecond))
 			if o.ResumedFrom > 0 {
 				s += fmt.Sprintf(", resumed at %s", Bytes(o.ResumedFrom))
 			}
@@ -117,7 +120,7 @@ func text(e app.EngineEvent) string {
 			s += ")"
 		}
 		if e.Err != nil {
-			s += "\n" + e.Err.Error()
+			s += "\n" + app.Text(e.Err.Error())
 		}
 		return s
 	}
@@ -140,7 +143,7 @@ func (r *Renderer) line(e app.EngineEvent) {
 			s += fmt.Sprintf("  %s/s  %s left", Bytes(int64(e.Rate)), Duration(e.ETA))
 		}
 		if e.Message != "" {
-			s += "  " + e.Message
+			s += "  " + app.Text(e.Message)
 		}
 		fmt.Fprintln(r.w, s)
 	}

@@ -12,13 +12,17 @@ import (
 
 	"github.com/fieldflash/fieldflash/verify"
 	"github.com/fieldflash/fieldflash/verify/release"
+	"github.com/fieldflash/fieldflash/verify/untrusted"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 func printJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(untrusted.JSON(b), '\n'))
+	return err
 }
 
 func openRepo(dir string) (*release.Repo, error) { return release.Open(dir) }
@@ -96,7 +100,7 @@ Keep NAME.key off version control; share NAME.pub.`)
 	if *asJSON {
 		return printJSON(out, map[string]string{"key_id": sk.ID(), "type": *typ, "private": keyFile, "public": pubFile})
 	}
-	fmt.Fprintf(out, "%s  %s (%s)\n", sk.ID(), pubFile, *typ)
+	untrusted.Fprintf(out, "%s  %s (%s)\n", sk.ID(), pubFile, *typ)
 	return nil
 }
 
@@ -144,7 +148,7 @@ or NAME.key whose NAME.pub lies beside it).`)
 		return printJSON(out, rows)
 	}
 	for _, r := range rows {
-		fmt.Fprintf(out, "%s  %s\n", r.KeyID, r.Key)
+		untrusted.Fprintf(out, "%s  %s\n", r.KeyID, r.Key)
 	}
 	return nil
 }
@@ -191,7 +195,7 @@ comma-separated names; thresholds default to 1.`)
 	if _, err := release.Init(*repo, o); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "repository %q made in %s: root v1 and targets v1, unsigned\nnext: sign root with %d root key(s) (`fieldflash-release sign --role root --key K`), add targets, sign targets, publish\n", *name, *repo, o.Root.Threshold)
+	untrusted.Fprintf(out, "repository %q made in %s: root v1 and targets v1, unsigned\nnext: sign root with %d root key(s) (`fieldflash-release sign --role root --key K`), add targets, sign targets, publish\n", *name, *repo, o.Root.Threshold)
 	return nil
 }
 
@@ -242,7 +246,7 @@ delegating role (--from, default targets) changes and must be signed again.`)
 	if len(hardware) > 0 {
 		for_ += ", hardware " + strings.Join(hardware, " ")
 	}
-	fmt.Fprintf(out, "role %s delegated by %s for %s (threshold %d of %d)\nnext: sign %s, and %s with the role's keys once it lists targets\n", *role, *from, for_, *threshold, len(k), *from, *role)
+	untrusted.Fprintf(out, "role %s delegated by %s for %s (threshold %d of %d)\nnext: sign %s, and %s with the role's keys once it lists targets\n", *role, *from, for_, *threshold, len(k), *from, *role)
 	return nil
 }
 
@@ -325,7 +329,7 @@ delegated --role. The role changes and must be signed again.`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: %d bytes, sha256 %x, listed by %s\nnext: sign %s\n", *path, tf.Length, []byte(tf.Hashes["sha256"]), *role, *role)
+	untrusted.Fprintf(out, "%s: %d bytes, sha256 %x, listed by %s\nnext: sign %s\n", *path, tf.Length, []byte(tf.Hashes["sha256"]), *role, *role)
 	return nil
 }
 
@@ -374,7 +378,7 @@ publish: machines that see the new metadata refuse older bundles carrying P.`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s withdrawn from %s\nnext: sign %s, publish, bundle\n", *path, role, role)
+	untrusted.Fprintf(out, "%s withdrawn from %s\nnext: sign %s, publish, bundle\n", *path, role, role)
 	return nil
 }
 
@@ -407,7 +411,7 @@ On another machine: copy metadata/ there, sign, bring the file back and `+"`merg
 		return err
 	}
 	for _, k := range sk {
-		fmt.Fprintf(out, "%s signed by %s\n", *role, k.ID())
+		untrusted.Fprintf(out, "%s signed by %s\n", *role, k.ID())
 	}
 	return nil
 }
@@ -442,10 +446,10 @@ acme-gw.json) unless --role is given. Refused when the signed content differs.`)
 			return fmt.Errorf("%s: %w", f, err)
 		}
 		if len(added) == 0 {
-			fmt.Fprintf(out, "%s: no new signatures for %s\n", f, rl)
+			untrusted.Fprintf(out, "%s: no new signatures for %s\n", f, rl)
 		}
 		for _, id := range added {
-			fmt.Fprintf(out, "%s: %s signature by %s added\n", f, rl, id)
+			untrusted.Fprintf(out, "%s: %s signature by %s added\n", f, rl, id)
 		}
 	}
 	return nil
@@ -474,17 +478,17 @@ repository from being bundled, and the targets. Exit code 0 even when not ready;
 	if *asJSON {
 		return printJSON(out, st)
 	}
-	fmt.Fprintf(out, "repository %q in %s\n\n", st.Repository, st.Dir)
+	untrusted.Fprintf(out, "repository %q in %s\n\n", st.Repository, st.Dir)
 	for _, rs := range st.Roles {
 		exp := "-"
 		if !rs.Expires.IsZero() {
 			exp = rs.Expires.Format(time.RFC3339)
 		}
-		fmt.Fprintf(out, "%-16s v%-4d expires %-22s", rs.File, rs.Version, exp)
+		untrusted.Fprintf(out, "%-16s v%-4d expires %-22s", rs.File, rs.Version, exp)
 		for _, sc := range rs.Signatures {
-			fmt.Fprintf(out, "  %d/%d (%s)", len(sc.SignedBy), sc.Threshold, sc.By)
+			untrusted.Fprintf(out, "  %d/%d (%s)", len(sc.SignedBy), sc.Threshold, sc.By)
 		}
-		fmt.Fprintln(out)
+		untrusted.Fprintln(out)
 		for _, sc := range rs.Signatures {
 			for _, id := range sc.KeyIDs {
 				mark := " "
@@ -493,21 +497,21 @@ repository from being bundled, and the targets. Exit code 0 even when not ready;
 						mark = "✓"
 					}
 				}
-				fmt.Fprintf(out, "    %s %s (%s)\n", mark, id, sc.By)
+				untrusted.Fprintf(out, "    %s %s (%s)\n", mark, id, sc.By)
 			}
 		}
 		for _, p := range rs.Problems {
-			fmt.Fprintf(out, "    ! %s\n", p)
+			untrusted.Fprintf(out, "    ! %s\n", p)
 		}
 	}
-	fmt.Fprintln(out, "\ntargets:")
+	untrusted.Fprintln(out, "\ntargets:")
 	for _, t := range st.Targets {
-		fmt.Fprintf(out, "  %s  %s %s (%s) counter %d, %d bytes, role %s\n", t.Path, t.Meta.Component, t.Meta.Version, strings.Join(t.Meta.HardwareIDs, ","), t.Meta.ReleaseCounter, t.Length, t.Role)
+		untrusted.Fprintf(out, "  %s  %s %s (%s) counter %d, %d bytes, role %s\n", t.Path, t.Meta.Component, t.Meta.Version, strings.Join(t.Meta.HardwareIDs, ","), t.Meta.ReleaseCounter, t.Length, t.Role)
 	}
 	if st.Ready {
-		fmt.Fprintln(out, "\nready to bundle")
+		untrusted.Fprintln(out, "\nready to bundle")
 	} else {
-		fmt.Fprintln(out, "\nnot ready to bundle: see the lines marked !")
+		untrusted.Fprintln(out, "\nnot ready to bundle: see the lines marked !")
 	}
 	return nil
 }
@@ -552,7 +556,7 @@ keys and of the new root's keys: `+"`sign --role root --key OLD --key NEW`"+`.`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "root v%d written (%d.root.json)\nnext: sign it with keys of root v%d and of root v%d: `fieldflash-release sign --role root --key OLD --key NEW`\n", v, v, v-1, v)
+	untrusted.Fprintf(out, "root v%d written (%d.root.json)\nnext: sign it with keys of root v%d and of root v%d: `fieldflash-release sign --role root --key OLD --key NEW`\n", v, v, v-1, v)
 	return nil
 }
 
@@ -582,7 +586,7 @@ its delegator. The changed metadata must be signed again.`)
 	if err := r.RevokeKey(*role, keyID); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "key %s revoked from %s\nnext: `fieldflash-release status` shows what to sign\n", keyID, *role)
+	untrusted.Fprintf(out, "key %s revoked from %s\nnext: `fieldflash-release status` shows what to sign\n", keyID, *role)
 	return nil
 }
 
@@ -611,7 +615,7 @@ Sets ROLE's expiry (root: in a new root version). The role must be signed again.
 	if err := r.BumpExpiry(*role, exp); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s expires %s\nnext: sign %s\n", *role, exp.Format(time.RFC3339), *role)
+	untrusted.Fprintf(out, "%s expires %s\nnext: sign %s\n", *role, exp.Format(time.RFC3339), *role)
 	return nil
 }
 
@@ -660,7 +664,7 @@ signs it with the keys given. Unchanged content keeps its version and signatures
 	if err := do(r, exp, sk); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s.json made\n", role)
+	untrusted.Fprintf(out, "%s.json made\n", role)
 	return nil
 }
 
@@ -703,7 +707,7 @@ timestamp.json, then checks the whole repository as a verifier would (go-tuf tru
 	if err := r.Publish(o); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "published: snapshot and timestamp signed, repository checks out; next: bundle")
+	untrusted.Fprintln(out, "published: snapshot and timestamp signed, repository checks out; next: bundle")
 	return nil
 }
 
@@ -736,7 +740,7 @@ of date. The same repository gives byte-identical bundles.`)
 	if *asJSON {
 		return printJSON(out, map[string]any{"bundle": *outFile, "sha256": sum, "size": size})
 	}
-	fmt.Fprintf(out, "%s: %d bytes, sha256 %s\n", *outFile, size, sum)
+	untrusted.Fprintf(out, "%s: %d bytes, sha256 %s\n", *outFile, size, sum)
 	return nil
 }
 

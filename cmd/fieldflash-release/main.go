@@ -5,6 +5,8 @@
 package main
 
 import (
+	"github.com/fieldflash/fieldflash/verify/untrusted"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -77,10 +79,10 @@ func run(args []string, out, errOut io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(errOut, "fieldflash-release %s: %v (see `fieldflash-release %s --help`)\n", args[0], err, args[0])
+		untrusted.Fprintf(errOut, "fieldflash-release %s: %v (see `fieldflash-release %s --help`)\n", args[0], err, args[0])
 		return exitUsage
 	default:
-		fmt.Fprintf(errOut, "fieldflash-release %s: %v\n", args[0], err)
+		untrusted.Fprintf(errOut, "fieldflash-release %s: %v\n", args[0], err)
 		return exitError
 	}
 }

@@ -527,3 +527,21 @@ func TestMCUbootAndDfuSeReleasesVerifyInTheField(t *testing.T) {
 		t.Fatalf("verify read the images as %v", formats)
 	}
 }
+
+// inspect shows a bundle from anywhere: what it says is escaped for the terminal.
+func TestInspectShowsHostileTextEscaped(t *testing.T) {
+	for _, args := range [][]string{{"inspect", "../../verify/testdata/good_terminal_escapes.fwb"}, {"inspect", "--json", "../../verify/testdata/good_terminal_escapes.fwb"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
+		}
+		for _, r := range out.String() + errOut.String() {
+			if r == 0x1b || r == '\r' || r == 0x07 || r == 0x9b || r == 0x202e {
+				t.Fatalf("%v prints %U raw:\n%q", args, r, out.String())
+			}
+		}
+		if !strings.Contains(out.String(), `app\x1b[2K.bin`) && !strings.Contains(out.String(), `app\u001b[2K.bin`) {
+			t.Fatalf("%v does not show the path escaped:\n%s", args, out.String())
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fieldflash/fieldflash/verify/bundle"
+	"github.com/fieldflash/fieldflash/verify/untrusted"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -288,12 +289,13 @@ func Inspect(ra io.ReaderAt, size int64) (*Inventory, error) {
 	return inv, nil
 }
 
-// String renders the inventory for people.
+// String renders the inventory for people, with everything the bundle says escaped for a
+// terminal (verify/untrusted).
 func (inv *Inventory) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "repository %q (as the bundle claims; not verified)\n\nentries:\n", inv.Repository)
+	untrusted.Fprintf(&b, "repository %q (as the bundle claims; not verified)\n\nentries:\n", inv.Repository)
 	for _, e := range inv.Entries {
-		fmt.Fprintf(&b, "  %-60s %10d\n", e.Name, e.Size)
+		untrusted.Fprintf(&b, "  %-60s %10d\n", e.Name, e.Size)
 	}
 	b.WriteString("\nroles:\n")
 	for _, r := range inv.Roles {
@@ -301,7 +303,7 @@ func (inv *Inventory) String() string {
 		for i, id := range r.Signatures {
 			ids[i] = short(id)
 		}
-		fmt.Fprintf(&b, "  %-12s v%-4d expires %s  %d signature(s) %s\n", r.Role, r.Version, r.Expires.Format(time.RFC3339), len(r.Signatures), strings.Join(ids, " "))
+		untrusted.Fprintf(&b, "  %-12s v%-4d expires %s  %d signature(s) %s\n", r.Role, r.Version, r.Expires.Format(time.RFC3339), len(r.Signatures), strings.Join(ids, " "))
 	}
 	b.WriteString("\ntargets:\n")
 	for _, t := range inv.Targets {
@@ -309,14 +311,14 @@ func (inv *Inventory) String() string {
 		if !t.Carried {
 			carried = "NOT carried"
 		}
-		fmt.Fprintf(&b, "  %s  (role %s, %d bytes, sha256 %s, %s)\n", t.Path, t.Role, t.Length, t.SHA256, carried)
+		untrusted.Fprintf(&b, "  %s  (role %s, %d bytes, sha256 %s, %s)\n", t.Path, t.Role, t.Length, t.SHA256, carried)
 		if len(t.Custom) > 0 {
 			var c bytes.Buffer
 			if json.Compact(&c, t.Custom) != nil {
 				c.Reset()
 				c.WriteString("(not JSON)")
 			}
-			fmt.Fprintf(&b, "    custom %s\n", c.String())
+			untrusted.Fprintf(&b, "    custom %s\n", c.String())
 		}
 	}
 	b.WriteString("\npayloads:\n")
@@ -325,7 +327,7 @@ func (inv *Inventory) String() string {
 		if !p.HashOK {
 			ok = "HASH MISMATCH"
 		}
-		fmt.Fprintf(&b, "  %s  %d bytes at offset %d, %s\n", p.SHA256, p.Size, p.Offset, ok)
+		untrusted.Fprintf(&b, "  %s  %d bytes at offset %d, %s\n", p.SHA256, p.Size, p.Offset, ok)
 	}
 	return b.String()
 }

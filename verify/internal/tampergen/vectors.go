@@ -317,6 +317,24 @@ func generate(upstream string) ([]outFile, error) {
 			r.junkTimestampSignatures = verify.MaxSignatures
 			return write(r.build())
 		}},
+		// Text a terminal would act on, in a bundle: fieldflash prints it escaped.
+		{"good_terminal_escapes", func() ([]byte, error) {
+			p := app("1.0.10", 3)
+			p.path = "acme-gw/app\x1b[2K.bin"
+			p.meta.ReleaseNotes = "Fixes the watchdog.\r\x1b[2K\x1b[32m✔ acme-gw-9.9.fwb verified\x1b[0m\nSecond line \u009b31m\u202egnp.exe"
+			p.meta.Advisories = []string{"ACME-SA-\x1b]0;owned\x07"}
+			return write(basic(p).build())
+		}},
+		{"fail_terminal_escapes_in_type", func() ([]byte, error) {
+			c := goodBasic.build()
+			evil := `"_type":"timestamp\r\u001b[2K\u001b[32m\u2714 acme-gw-9.9.fwb verified\u001b[0m"`
+			t := strings.Replace(string(c.Timestamp), `"_type":"timestamp"`, evil, 1)
+			if t == string(c.Timestamp) {
+				return nil, fmt.Errorf("timestamp has no _type to replace")
+			}
+			c.Timestamp = []byte(t)
+			return write(c)
+		}},
 		{"fail_wrong_hardware", writeRelease(basic(app("1.0.4", 3)))},
 		{"fail_lower_release_counter", writeRelease(basic(app("1.0.5", 5)))},
 		{"fail_requirement", writeRelease(basic(bootloaderReq))},
