@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,14 @@ func TestHostileBundleTextIsEscapedOnTheTerminal(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || len(doc.Verified.Targets) != 1 || !strings.Contains(doc.Verified.Targets[0].Meta.Notes, "\x1b[32m✔") {
 		t.Fatalf("the JSON verdict does not carry the notes as they are (%v):\n%s", err, r.stdout)
+	}
+}
+
+// trust add shows each key's id and the fingerprint of its key material, to compare with
+// what the vendor publishes.
+func TestTrustAddShowsKeyIDsAndFingerprints(t *testing.T) {
+	r := fieldflash(t, t.TempDir(), "n\n", "trust", "add", corpus+"root.json", "--name", "acme")
+	if !regexp.MustCompile(`key id       [0-9a-f]{64}  ed25519\n    fingerprint  [0-9a-f]{64}\n`).MatchString(r.stdout) {
+		t.Fatalf("trust add shows no key id with its fingerprint:\n%s", r.stdout)
 	}
 }
