@@ -473,6 +473,10 @@ func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []
 		case len(idx[p.SHA256]) > 0:
 			return Target{}, t.notGoverning(thing, idx[p.SHA256][0])
 		}
+		if len(t.stale) > 0 {
+			return Target{}, errorf(CodePayload, thing, "ask the release team for a bundle that carries every delegated role on the way to its payloads",
+				"no signed target this bundle carries lists this hash, and it does not carry role %s, which this machine knows only from an older release", strings.Join(t.stale, ", "))
+		}
 		return Target{}, errorf(CodePayload, thing, "get the bundle of the release you mean to flash; payloads cannot be moved between bundles",
 			"no signed target lists this hash: it belongs to another release")
 	}

@@ -58,6 +58,9 @@ type trust struct {
 	// The saved targets roles as parsed, for rollback checks and for telling a revoked
 	// delegated key from a foreign one.
 	savedTargets map[string]*metadata.Metadata[metadata.TargetsType]
+	// stale lists saved delegated roles the trusted snapshot has moved past and the bundle
+	// does not carry: left out of the trusted set, and dropped from State.
+	stale []string
 	warnings     []string
 }
 
@@ -502,6 +505,13 @@ func (t *trust) loadRole(name, parent string) error {
 		return t.savedFailure(thing, savedErr)
 	}
 	if bundleRaw == nil {
+		if savedErr != nil && name != metadata.TARGETS {
+			// Saved from an earlier bundle, moved past by the snapshot now trusted, and not
+			// carried: no payload of this bundle needs it (the walk says so if one does).
+			// It is left out of the trusted set, and out of what is saved.
+			t.stale = append(t.stale, name)
+			return errNotCarried
+		}
 		if savedErr != nil {
 			return t.savedFailure(thing, savedErr)
 		}
@@ -541,6 +551,9 @@ func (t *trust) loadRole(name, parent string) error {
 	t.addRole(name, parent, bundleRaw, fromBundle)
 	return nil
 }
+
+// errNotCarried: a saved role is stale and the bundle does not carry it (see loadRole).
+var errNotCarried = errors.New("stale saved role the bundle does not carry")
 
 // loadDelegations loads, depth first, every role that role delegates to and that the
 // bundle or the saved state carries. A delegated role that neither carries is refused
@@ -582,6 +595,9 @@ func (t *trust) loadDelegations(role string) error {
 				"more than %d delegated roles", t.limits.MaxRoles)
 		}
 		if err := t.loadRole(child, role); err != nil {
+			if errors.Is(err, errNotCarried) {
+				continue
+			}
 			if t.older && t.saved.Targets[child] == nil {
 				// An older bundle's own copy of a role the newest metadata trusted here
 				// never carried: it is judged by the newest snapshot, and if a payload
@@ -830,6 +846,12 @@ func (t *trust) save(st State) error {
 		}
 		if err != nil {
 			return err
+		}
+	}
+	if r, ok := t.roles[metadata.SNAPSHOT]; ok && r.from == fromBundle {
+		for _, name := range t.stale {
+			delete(s.Targets, name)
+			changed = true
 		}
 	}
 	if !changed {
