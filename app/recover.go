@@ -136,3 +136,7 @@ func SilentHint(protocol, port string) string {
 		"For an MCUboot device, hold the BOOT (recovery) button while pressing RESET; for a classic bootloader, power-cycle it while holding its UPDATE key. "+
 		"Then run `fieldflash recover --port %s` again", port)
 }
+
+// BundleHardware lists the hardware ids the bundle has firmware for over protocol, for
+// a person who must pick the board from its label.
+func BundleHardware(v *Verified, protocol string) []string { return bundleHardware(v, protocol) }

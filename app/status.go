@@ -98,3 +98,5 @@ func NextStep(err error) string {
 	}
 	return ""
 }
+
+func asFlashError(err error, fe **flasher.Error) bool { return errors.As(err, fe) }

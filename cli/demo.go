@@ -15,7 +15,11 @@ func init() {
 }
 
 const demoHelp = `
-Runs fieldflash's whole job with nothing attached: writes the built-in demo bundle to
+Runs fieldflash's whole job with nothing attached. With a display (and a build with
+the desktop app) it opens the window in demo mode: two virtual devices on 1.0.0 and the
+demo bundle open, ready to verify and flash, with a button that pulls a virtual cable in
+the middle of a transfer. Without a display, with --json or --terminal, it runs in the
+terminal: it writes the built-in demo bundle to
 $FIELDFLASH_HOME/demo/demo.fwb and verifies it against the demo root (trusted in demo mode
 only), starts two virtual devices on pseudo-terminals behind a simulated 115200-baud cable,
 a Zephyr/MCUboot device speaking SMP and a classic YMODEM bootloader, both on version
@@ -29,8 +33,17 @@ func cmdDemo(e *env, args []string) int {
 	fs := newFlags(e, "demo", "[--json] [--baud N]", demoHelp)
 	jsonOut := fs.Bool("json", false, "print what happened as one JSON document (no progress bars)")
 	baud := fs.Int("baud", 115200, "baud rate of the virtual cables (0: as fast as the pty goes)")
+	smpBaud := fs.Int("smp-baud", 0, "window only: baud rate of the SMP device's cable (default --baud)")
+	terminal := fs.Bool("terminal", false, "run in the terminal even when a display is there")
 	if code, stop := parse(e, fs, args); stop {
 		return code
+	}
+	if OpenWindow != nil && HasDisplay() && !*jsonOut && !*terminal {
+		w := Window{Demo: true, SMPBaud: *baud, YMODEMBaud: *baud}
+		if *smpBaud > 0 {
+			w.SMPBaud = *smpBaud
+		}
+		return OpenWindow(w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

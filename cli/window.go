@@ -1,0 +1,21 @@
+package cli
+
+import "os"
+
+// Window is what the desktop app is asked to open with.
+type Window struct {
+	Bundle string // a bundle to open at once
+	Demo   bool   // the demo: virtual devices and the demo bundle
+	// SMPBaud and YMODEMBaud pace the demo's virtual cables (0: 115200).
+	SMPBaud, YMODEMBaud int
+}
+
+// OpenWindow opens the desktop app and returns its exit code. The fieldflash binary
+// sets it in builds that have a GUI (cgo); it is nil in a CGO_ENABLED=0 build, where
+// `fieldflash demo` always runs in the terminal.
+var OpenWindow func(Window) int
+
+// HasDisplay says whether a window can be opened: an X11 or Wayland display is set.
+func HasDisplay() bool {
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}

@@ -1,0 +1,118 @@
+//go:build cgo
+
+package ui
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/fieldflash/fieldflash/app"
+)
+
+func init() {
+	Register(Screen{ID: "devices", Title: "Devices", Icon: theme.IconNameComputer, Order: 20, Modes: []string{app.ModeTechnician}, View: devicesScreen})
+}
+
+// devicesScreen is the live device list: a device that appears or goes away shows
+// within about a second. Each row says what the port is, what answers on it, and
+// whether the open bundle fits it; ticking rows picks them for the next update.
+func devicesScreen(sh *Shell) fyne.CanvasObject {
+	st := sh.State
+	list := container.NewVBox()
+	picked := widget.NewLabel("")
+	update := newPrimary("Update the picked devices", theme.MediaPlayIcon(), func() { sh.Show("update") })
+	pickFit := newButton("Pick every device the bundle fits", theme.ConfirmIcon(), func() {
+		for _, r := range st.Rows() {
+			if r.Fit != nil && r.Fit.OK && !r.Fit.Current {
+				st.Toggle(r.Port.Path, true)
+			}
+		}
+	})
+	draw := func() {
+		rows := st.Rows()
+		sel := st.Picked()
+		var objs []fyne.CanvasObject
+		if len(rows) == 0 {
+			objs = append(objs, wrapLabel("No devices found. Plug the device in with a data cable (not a charge-only one). It shows here within a second."))
+		}
+		for _, r := range rows {
+			objs = append(objs, deviceRow(st, r, slices.Contains(sel, r.Port.Path)), widget.NewSeparator())
+		}
+		list.Objects = objs
+		list.Refresh()
+		switch len(sel) {
+		case 0:
+			picked.SetText("No device picked.")
+			update.Disable()
+		case 1:
+			picked.SetText("1 device picked.")
+			update.Enable()
+		default:
+			picked.SetText(strconv.Itoa(len(sel)) + " devices picked: they are updated at once, each on its own.")
+			update.Enable()
+		}
+	}
+	st.Devices.AddListener(bindingListener(draw))
+	st.Selected.AddListener(bindingListener(draw))
+	draw()
+	top := container.NewHBox(pickFit, update, picked)
+	return container.NewBorder(container.NewPadded(top), nil, nil, nil, container.NewVScroll(container.NewPadded(list)))
+}
+
+func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
+	port := r.Port.Path
+	check := widget.NewCheck(r.Name(), func(b bool) { st.Toggle(port, b) })
+	check.SetChecked(on)
+	var facts []string
+	facts = append(facts, port)
+	switch {
+	case r.Port.Virtual:
+		facts = append(facts, "virtual "+r.Port.Protocol+" device")
+	case r.Port.USB:
+		facts = append(facts, "USB "+r.Port.VID+":"+r.Port.PID)
+		for _, s := range []string{r.Port.Manufacturer, r.Port.Product} {
+			if s != "" {
+				facts = append(facts, s)
+			}
+		}
+		if r.Port.SerialNumber != "" {
+			facts = append(facts, "serial "+r.Port.SerialNumber)
+		}
+	default:
+		facts = append(facts, "serial port")
+	}
+	what := "Not asked yet"
+	switch p := r.Probe; {
+	case r.Probing:
+		what = "Asking what answers…"
+	case p == nil:
+	case p.Error != "":
+		what = p.Error
+	case p.Protocol == "":
+		what = "Nothing answers (SMP, YMODEM). If it should, see Recovery."
+	default:
+		what = app.DescribeIdentity(p.Identity, port)
+	}
+	fit := ""
+	switch f := r.Fit; {
+	case f == nil:
+	case f.OK && f.Current:
+		fit = "✔ already runs " + f.Version
+	case f.OK:
+		fit = "✔ the bundle fits: " + f.Running + " to " + f.Version
+	default:
+		fit = "✘ the bundle does not fit: " + f.Reason
+	}
+	ask := newButton("Ask again", theme.ViewRefreshIcon(), func() { st.Probe(port) })
+	info := container.NewVBox(check, widget.NewLabel(strings.Join(facts, " · ")), wrapLabel(what))
+	if fit != "" {
+		info.Add(wrapLabel(fit))
+	}
+	return container.NewBorder(nil, nil, nil, ask, info)
+}

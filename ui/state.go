@@ -1,0 +1,407 @@
+//go:build cgo
+
+package ui
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/data/binding"
+
+	"github.com/fieldflash/fieldflash/app"
+)
+
+// Options start the desktop app.
+type Options struct {
+	// Bundle is a bundle to open at once (a path given on the command line).
+	Bundle string
+	// Demo, when set, is the demo: its bundle opens at once, its session trusts the demo
+	// root, and its virtual devices get a "pull the cable" button.
+	Demo *app.Demo
+	// WatchEvery is how often the device list is refreshed (default 1 s).
+	WatchEvery time.Duration
+	// Do runs a function on the UI goroutine; default fyne.Do. Tests pass a queue they
+	// drain on their own goroutine, so device goroutines never touch widgets directly.
+	Do func(func())
+}
+
+// BundleState is the open bundle: verified, refused, or being verified.
+type BundleState struct {
+	Path      string
+	Verifying bool
+	Verified  *app.Verified
+	Err       error // the refusal, when Verified is nil
+}
+
+// DeviceRow is one port of the live device list with what is known of it.
+type DeviceRow struct {
+	Port    app.Port
+	Probe   *app.Probe // nil until asked
+	Probing bool
+	Fit     *app.Fit // against the open bundle; nil without a bundle or an identity
+}
+
+// Name is what the row is called: hardware id, else product, else the port.
+func (d *DeviceRow) Name() string {
+	if d.Probe != nil && d.Probe.Identity != nil && d.Probe.Identity.HardwareID != "" {
+		return d.Probe.Identity.HardwareID
+	}
+	if d.Port.Product != "" {
+		return d.Port.Product
+	}
+	if d.Port.Name != "" {
+		return d.Port.Name
+	}
+	return d.Port.Path
+}
+
+// State is the desktop app's model, shared by every screen. Its fields change only on
+// the UI goroutine; device work runs on goroutines of its own and comes back through do.
+// Screens watch the bindings.
+type State struct {
+	opt      Options
+	home     string
+	Session  *app.Session
+	Settings app.Settings
+
+	// Bundle holds a *BundleState, Devices a []*DeviceRow, Jobs the current *Batch
+	// (nil before the first update). Selected holds the ports picked for an update.
+	Bundle   binding.Untyped
+	Devices  binding.Untyped
+	Jobs     binding.Untyped
+	Selected binding.StringList
+	// Status is a one-line message for the status bar.
+	Status binding.String
+	// Mode is app.ModeTechnician or app.ModeSimple.
+	Mode binding.String
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	probed   map[string]*app.Probe // port -> last probe, kept across list refreshes
+	inFlight map[string]bool
+	busy     map[string]bool // ports an update or recovery holds: not probed meanwhile
+}
+
+// NewState opens the session (demo mode with a demo) and the settings, and starts
+// watching devices. Close stops it.
+func NewState(opt Options) (*State, error) {
+	if opt.Do == nil {
+		opt.Do = fyne.Do
+	}
+	if opt.WatchEvery == 0 {
+		opt.WatchEvery = time.Second
+	}
+	home, err := app.Home()
+	if err != nil {
+		return nil, err
+	}
+	s := &State{opt: opt, home: home, probed: map[string]*app.Probe{}, inFlight: map[string]bool{}, busy: map[string]bool{}}
+	if opt.Demo != nil {
+		s.Session = opt.Demo.Session
+	} else if s.Session, err = app.OpenSession(false); err != nil {
+		return nil, err
+	}
+	s.Settings, err = app.LoadSettings(home)
+	s.Bundle = binding.NewUntyped()
+	s.Devices = binding.NewUntyped()
+	s.Jobs = binding.NewUntyped()
+	s.Selected = binding.NewStringList()
+	s.Status = binding.NewString()
+	s.Mode = binding.NewString()
+	s.Bundle.Set((*BundleState)(nil))
+	s.setRows(nil)
+	s.Jobs.Set((*Batch)(nil))
+	s.Mode.Set(s.Settings.Mode)
+	if err != nil {
+		s.Status.Set(err.Error())
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go app.WatchDevices(s.ctx, opt.WatchEvery, func(ports []app.Port, err error) {
+		s.do(func() { s.portsChanged(ports, err) })
+	})
+	switch {
+	case opt.Demo != nil:
+		s.OpenBundle(opt.Demo.Bundle)
+	case opt.Bundle != "":
+		s.OpenBundle(opt.Bundle)
+	}
+	return s, nil
+}
+
+// Close stops watching devices and cancels every update under way (each resumes later).
+func (s *State) Close() {
+	s.cancel()
+	if b := s.batch(); b != nil {
+		b.Cancel()
+	}
+}
+
+// Demo is the demo, or nil outside demo mode.
+func (s *State) Demo() *app.Demo { return s.opt.Demo }
+
+func (s *State) do(f func()) { s.opt.Do(f) }
+
+// go runs device work off the UI goroutine.
+func (s *State) goWork(f func()) { go f() }
+
+// --- bundle -----------------------------------------------------------------------------
+
+// OpenBundle verifies the bundle at path off the UI goroutine and shows the verdict.
+func (s *State) OpenBundle(path string) {
+	s.Bundle.Set(&BundleState{Path: path, Verifying: true})
+	s.Status.Set("Checking " + path + " …")
+	s.goWork(func() {
+		v, err := s.Session.Verify(path, app.VerifyOptions{})
+		s.do(func() {
+			s.Bundle.Set(&BundleState{Path: path, Verified: v, Err: err})
+			if err != nil {
+				s.Status.Set("The bundle was refused: nothing can be flashed from it.")
+			} else {
+				s.Status.Set("Bundle trusted: " + v.Repository)
+			}
+			s.refit()
+		})
+	})
+}
+
+// Verified is the open bundle if it verified, else nil.
+func (s *State) Verified() *app.Verified {
+	b := s.bundle()
+	if b == nil {
+		return nil
+	}
+	return b.Verified
+}
+
+func (s *State) bundle() *BundleState {
+	v, _ := s.Bundle.Get()
+	b, _ := v.(*BundleState)
+	return b
+}
+
+// --- devices ----------------------------------------------------------------------------
+
+// Rows is the device list as shown now.
+func (s *State) Rows() []*DeviceRow {
+	v, _ := s.Devices.Get()
+	if l, ok := v.(*deviceList); ok {
+		return l.rows
+	}
+	return nil
+}
+
+// deviceList boxes the rows: a binding compares values, and a slice does not compare.
+type deviceList struct{ rows []*DeviceRow }
+
+func (s *State) setRows(rows []*DeviceRow) { s.Devices.Set(&deviceList{rows}) }
+
+// Row is the row of port, or nil.
+func (s *State) Row(port string) *DeviceRow {
+	for _, r := range s.Rows() {
+		if r.Port.Path == port {
+			return r
+		}
+	}
+	return nil
+}
+
+func (s *State) portsChanged(ports []app.Port, err error) {
+	if err != nil {
+		s.Status.Set(err.Error())
+	}
+	rows := make([]*DeviceRow, 0, len(ports))
+	s.mu.Lock()
+	for _, p := range ports {
+		r := &DeviceRow{Port: p, Probe: s.probed[p.Path], Probing: s.inFlight[p.Path]}
+		rows = append(rows, r)
+	}
+	// A port that went away is forgotten: whatever comes back on it is asked afresh.
+	for port := range s.probed {
+		if !slices.ContainsFunc(ports, func(p app.Port) bool { return p.Path == port }) {
+			delete(s.probed, port)
+		}
+	}
+	s.mu.Unlock()
+	s.setRows(rows)
+	s.refit()
+	if s.Settings.AskDevices {
+		for _, r := range rows {
+			if r.Probe == nil {
+				s.Probe(r.Port.Path)
+			}
+		}
+	}
+	// Ports picked for an update that went away are no longer picked.
+	sel, _ := s.Selected.Get()
+	keep := slices.DeleteFunc(slices.Clone(sel), func(p string) bool { return s.Row(p) == nil })
+	if len(keep) != len(sel) {
+		s.Selected.Set(keep)
+	}
+}
+
+// Probe asks the device on port what it is, off the UI goroutine.
+func (s *State) Probe(port string) {
+	s.mu.Lock()
+	if s.inFlight[port] || s.busy[port] {
+		s.mu.Unlock()
+		return
+	}
+	s.inFlight[port] = true
+	s.mu.Unlock()
+	s.setRow(port, func(r *DeviceRow) { r.Probing = true })
+	baud := s.Settings.Baud
+	order := []string(nil)
+	if r := s.Row(port); r != nil && r.Port.Protocol == "ymodem" {
+		order = []string{"ymodem", "smp"}
+	}
+	s.goWork(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		if d := s.Demo(); d != nil && d.Device(port) != nil {
+			baud = 0 // a virtual cable takes any rate; its pace is its own
+		}
+		pr, err := app.ProbePort(ctx, port, baud, order)
+		if err != nil {
+			pr = &app.Probe{Error: err.Error()}
+		}
+		s.do(func() {
+			s.mu.Lock()
+			delete(s.inFlight, port)
+			if s.Row(port) != nil {
+				s.probed[port] = pr
+			}
+			s.mu.Unlock()
+			s.setRow(port, func(r *DeviceRow) { r.Probe, r.Probing = pr, false })
+			s.refit()
+		})
+	})
+}
+
+// setRow changes one row and publishes the list.
+func (s *State) setRow(port string, f func(*DeviceRow)) {
+	rows := s.Rows()
+	out := make([]*DeviceRow, len(rows))
+	for i, r := range rows {
+		c := *r
+		if c.Port.Path == port {
+			f(&c)
+		}
+		out[i] = &c
+	}
+	s.setRows(out)
+}
+
+// refit checks every identified device against the open bundle.
+func (s *State) refit() {
+	v := s.Verified()
+	rows := s.Rows()
+	out := make([]*DeviceRow, len(rows))
+	for i, r := range rows {
+		c := *r
+		c.Fit = nil
+		if v != nil && c.Probe != nil && c.Probe.Identity != nil {
+			f := app.CheckFit(v, c.Probe.Identity, c.Port.Path)
+			c.Fit = &f
+		}
+		out[i] = &c
+	}
+	s.setRows(out)
+}
+
+// Toggle picks or unpicks a port for the next update.
+func (s *State) Toggle(port string, on bool) {
+	sel, _ := s.Selected.Get()
+	has := slices.Contains(sel, port)
+	switch {
+	case on && !has:
+		s.Selected.Set(append(slices.Clone(sel), port))
+	case !on && has:
+		s.Selected.Set(slices.DeleteFunc(slices.Clone(sel), func(p string) bool { return p == port }))
+	}
+}
+
+// Picked are the ports picked for an update.
+func (s *State) Picked() []string {
+	sel, _ := s.Selected.Get()
+	return sel
+}
+
+// --- updates ----------------------------------------------------------------------------
+
+func (s *State) batch() *Batch {
+	v, _ := s.Jobs.Get()
+	b, _ := v.(*Batch)
+	return b
+}
+
+// Batch is the current update: one Job per device.
+func (s *State) Batch() *Batch { return s.batch() }
+
+// ErrNoBundle and its kin say why an update cannot start.
+var (
+	ErrNoBundle  = errors.New("open a trusted bundle first")
+	ErrNoDevices = errors.New("pick at least one device")
+	ErrRunning   = errors.New("an update is under way")
+)
+
+// Update starts updating the devices on ports, in parallel, one session per port.
+func (s *State) Update(ports []string) (*Batch, error) {
+	v := s.Verified()
+	if v == nil {
+		return nil, ErrNoBundle
+	}
+	if len(ports) == 0 {
+		return nil, ErrNoDevices
+	}
+	if b := s.batch(); b != nil && b.Running() {
+		return nil, ErrRunning
+	}
+	b := newBatch(s, v, ports)
+	s.Jobs.Set(b)
+	b.start()
+	return b, nil
+}
+
+func (s *State) hold(port string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.busy[port] = true
+	} else {
+		delete(s.busy, port)
+		delete(s.probed, port) // what it runs changed: ask again
+	}
+}
+
+// SaveSettings keeps the settings and applies what changed.
+func (s *State) SaveSettings(set app.Settings) error {
+	s.Settings = set
+	s.Mode.Set(set.Mode)
+	return app.SaveSettings(s.home, set)
+}
+
+// ReopenSession reads the trust store again (after a root was pinned or removed) and
+// verifies the open bundle again against it.
+func (s *State) ReopenSession() error {
+	if s.opt.Demo != nil {
+		return nil
+	}
+	sess, err := app.OpenSession(false)
+	if err != nil {
+		return err
+	}
+	s.Session = sess
+	if b := s.bundle(); b != nil && b.Path != "" {
+		s.OpenBundle(b.Path)
+	}
+	return nil
+}
+
+// Home is where fieldflash keeps its state.
+func (s *State) Home() string { return s.home }
