@@ -214,6 +214,9 @@ func (j *Job) start() {
 		// and a half of tries, never more than 3 s apart, so a replugged cable is taken
 		// up quickly.
 		Retry: app.RetryPolicy{Initial: 300 * time.Millisecond, Max: 3 * time.Second, Tries: 30}}
+	if s.opt.Retry != (app.RetryPolicy{}) {
+		req.Retry = s.opt.Retry
+	}
 	if r := s.Row(j.Port); r != nil && r.Probe != nil && r.Probe.Protocol != "" && req.Protocol == "" {
 		req.Protocol = r.Probe.Protocol // it answered already: no second probe
 	}

@@ -61,7 +61,8 @@ func devicesScreen(sh *Shell) fyne.CanvasObject {
 	st.Devices.AddListener(bindingListener(draw))
 	st.Selected.AddListener(bindingListener(draw))
 	draw()
-	top := container.NewHBox(pickFit, update, picked)
+	picked.Wrapping = fyne.TextWrapWord
+	top := container.NewVBox(container.NewHBox(pickFit, update), picked)
 	return container.NewBorder(container.NewPadded(top), nil, nil, nil, container.NewVScroll(container.NewPadded(list)))
 }
 
@@ -110,7 +111,7 @@ func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
 		fit = "✘ the bundle does not fit: " + f.Reason
 	}
 	ask := newButton("Ask again", theme.ViewRefreshIcon(), func() { st.Probe(port) })
-	info := container.NewVBox(check, widget.NewLabel(strings.Join(facts, " · ")), wrapLabel(what))
+	info := container.NewVBox(check, wrapLabel(strings.Join(facts, " · ")), wrapLabel(what))
 	if fit != "" {
 		info.Add(wrapLabel(fit))
 	}

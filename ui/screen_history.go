@@ -44,8 +44,8 @@ func historyScreen(sh *Shell) fyne.CanvasObject {
 	}))
 	draw()
 	refresh := newButton("Read again", theme.ViewRefreshIcon(), draw)
-	return container.NewBorder(container.NewPadded(container.NewHBox(refresh,
-		widget.NewLabel("From the update journals in "+st.Session.JournalDir()))), nil, nil, nil, container.NewVScroll(container.NewPadded(list)))
+	return container.NewBorder(container.NewPadded(container.NewVBox(container.NewHBox(refresh),
+		wrapLabel("From the update journals in "+st.Session.JournalDir()))), nil, nil, nil, container.NewVScroll(container.NewPadded(list)))
 }
 
 func historyRow(e app.JournalEntry) fyne.CanvasObject {
@@ -61,5 +61,5 @@ func historyRow(e app.JournalEntry) fyne.CanvasObject {
 	default:
 		what = fmt.Sprintf("%s: stopped at %s with %s acknowledged; the same update resumes there", e.Target, e.Step, app.Bytes(e.Acked))
 	}
-	return container.NewVBox(boldLabel(head), wrapLabel(what), widget.NewLabel(fmt.Sprintf("bundle %s · %s · %d run(s)", e.Bundle, e.Protocol, e.Runs)))
+	return container.NewVBox(boldLabel(head), wrapLabel(what), wrapLabel(fmt.Sprintf("bundle %s · %s · %d run(s)", e.Bundle, e.Protocol, e.Runs)))
 }

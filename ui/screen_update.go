@@ -55,6 +55,7 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 		}
 	})
 	summary := boldLabel("")
+	summary.Wrapping = fyne.TextWrapOff
 	retry := newButton("Retry the failed ones", theme.ViewRefreshIcon(), func() {
 		if b := st.batch(); b != nil {
 			b.RetryFailed()

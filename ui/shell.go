@@ -45,7 +45,8 @@ type Shell struct {
 	State  *State
 	Window fyne.Window
 
-	nav     *widget.List
+	nav     *fyne.Container // one button per screen: Tab reaches each, Enter opens it
+	navs    map[string]*Button
 	content *fyne.Container
 	views   map[string]fyne.CanvasObject
 	shown   []Screen
@@ -53,6 +54,7 @@ type Shell struct {
 	body    *fyne.Container
 	mode    string
 	wizard *recovery
+	trace  *tracer
 	// escape runs on Escape: the current screen's way back or cancel.
 	escape map[string]func()
 }
@@ -61,21 +63,7 @@ type Shell struct {
 func NewShell(w fyne.Window, st *State) *Shell {
 	sh := &Shell{State: st, Window: w, views: map[string]fyne.CanvasObject{}, escape: map[string]func(){}}
 	sh.content = container.NewStack()
-	sh.nav = widget.NewList(
-		func() int { return len(sh.shown) },
-		func() fyne.CanvasObject {
-			return container.NewHBox(widget.NewIcon(theme.DocumentIcon()), widget.NewLabel("Screen title here"))
-		},
-		func(i widget.ListItemID, o fyne.CanvasObject) {
-			row := o.(*fyne.Container)
-			row.Objects[0].(*widget.Icon).SetResource(theme.Icon(sh.shown[i].Icon))
-			row.Objects[1].(*widget.Label).SetText(sh.shown[i].Title)
-		})
-	sh.nav.OnSelected = func(i widget.ListItemID) {
-		if i >= 0 && i < len(sh.shown) && sh.shown[i].ID != sh.current {
-			sh.Show(sh.shown[i].ID)
-		}
-	}
+	sh.nav = container.NewVBox()
 	status := widget.NewLabelWithData(st.Status)
 	status.Truncation = fyne.TextTruncateEllipsis
 	top := sh.banner()
@@ -127,12 +115,18 @@ func (sh *Shell) setMode(mode string) {
 	if mode == app.ModeSimple {
 		sh.body.Objects = []fyne.CanvasObject{sh.content}
 	} else {
-		split := container.NewHSplit(sh.nav, sh.content)
-		split.Offset = 0.18
-		sh.body.Objects = []fyne.CanvasObject{split}
+		sh.body.Objects = []fyne.CanvasObject{container.NewBorder(nil, nil, container.NewPadded(sh.nav), nil, sh.content)}
+	}
+	sh.nav.Objects = nil
+	sh.navs = map[string]*Button{}
+	for _, sc := range sh.shown {
+		b := newButton(sc.Title, theme.Icon(sc.Icon), func() { sh.Show(sc.ID) })
+		b.Alignment = widget.ButtonAlignLeading
+		b.Importance = widget.LowImportance
+		sh.navs[sc.ID] = b
+		sh.nav.Add(b)
 	}
 	sh.body.Refresh()
-	sh.nav.Refresh()
 	if len(sh.shown) > 0 {
 		first := sh.shown[0].ID
 		if slices.ContainsFunc(sh.shown, func(s Screen) bool { return s.ID == sh.current }) {
@@ -170,7 +164,19 @@ func (sh *Shell) Show(id string) {
 	sh.current = id
 	sh.content.Objects = []fyne.CanvasObject{v}
 	sh.content.Refresh()
-	sh.nav.Select(i)
+	for id, b := range sh.navs {
+		imp := widget.LowImportance
+		if id == sc.ID {
+			imp = widget.HighImportance
+		}
+		if b.Importance != imp {
+			b.Importance = imp
+			b.Refresh()
+		}
+	}
+	if sh.trace != nil {
+		sh.trace.shown(sc.ID)
+	}
 }
 
 // Current is the id of the screen shown.

@@ -24,6 +24,9 @@ type Options struct {
 	Demo *app.Demo
 	// WatchEvery is how often the device list is refreshed (default 1 s).
 	WatchEvery time.Duration
+	// Retry is how long an update waits for a device that stopped answering; zero: a
+	// person's patience (about a minute and a half).
+	Retry app.RetryPolicy
 	// Do runs a function on the UI goroutine; default fyne.Do. Tests pass a queue they
 	// drain on their own goroutine, so device goroutines never touch widgets directly.
 	Do func(func())

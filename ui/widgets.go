@@ -70,6 +70,7 @@ func wrapLabel(s string) *widget.Label {
 func boldLabel(s string) *widget.Label {
 	l := widget.NewLabel(s)
 	l.TextStyle.Bold = true
+	l.Wrapping = fyne.TextWrapWord
 	return l
 }
 
