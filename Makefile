@@ -2,31 +2,44 @@
 # Ubuntu machine lacks (via .ci/deps, apt-get) before they build.
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
-# Everything but the GUI and USB packages builds without cgo.
+# Everything but the GUI and USB packages builds without cgo. The desktop app (the root
+# package with ui/, Fyne) needs cgo: GUI turns it on for the targets that build it.
 export CGO_ENABLED ?= 0
 GO ?= go
+GUI := CGO_ENABLED=1
 BIN := bin
+# The cgo packages: the fieldflash binary (root) and the desktop app.
+GUIPKGS := . ./ui/...
 
-.PHONY: all deps build test unit fuzz demo bench corpus clean
+.PHONY: all deps build build-cli test unit fuzz demo bench screenshots corpus clean
 
 all: build
 
 deps:
 	@bash .ci/deps
 
+# bin/fieldflash is the desktop app and the command line in one (cgo).
 build: deps
-	$(GO) build -o $(BIN)/fieldflash .
+	$(GUI) $(GO) build -o $(BIN)/fieldflash .
 	$(GO) build -o $(BIN)/fieldflash-release ./cmd/fieldflash-release
+
+# The command line alone, without cgo: every command, no window.
+build-cli:
+	$(GO) build -o $(BIN)/fieldflash-nogui .
 
 # Every test: vet, the unit and end-to-end tests (real ptys, lrzsz, openssl, tar), then each
 # fuzz target for a few seconds.
+# The GUI's tests: headless widget tests (ui/) and the real binary on Xvfb (root).
 test: deps
 	$(GO) vet ./...
+	$(GUI) $(GO) vet $(GUIPKGS)
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GUI) $(GO) test -count=1 -timeout 20m $(GUIPKGS)
 	bash .ci/fuzz
 
 unit:
 	$(GO) test -count=1 ./...
+	$(GUI) $(GO) test -count=1 $(GUIPKGS)
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-60s} bash .ci/fuzz
@@ -37,6 +50,10 @@ demo: build
 # Speed and memory figures, one `BENCH name value unit` line each.
 bench: build
 	bash .ci/bench
+
+# Screenshots of the main screens, from the real window on Xvfb, into docs/screenshots/.
+screenshots: deps
+	FIELDFLASH_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GUI) $(GO) test -count=1 -run RealWindow .
 
 # Regenerate the tamper corpus and the demo bundle (deterministic: no diff expected).
 corpus:

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/fieldflash/fieldflash/assets"
 	"github.com/fieldflash/fieldflash/flasher"
 	"github.com/fieldflash/fieldflash/transports"
 	"github.com/fieldflash/fieldflash/verify"
@@ -96,3 +97,6 @@ func CodeOfFlash(err error) FlashCode { return flasher.CodeOf(err) }
 
 // CodeProbe: the device did not come back running the new image.
 const CodeProbe = flasher.CodeProbe
+
+// Icon is the desktop app's icon, a PNG.
+func Icon() []byte { return assets.Icon }

@@ -175,7 +175,11 @@ func (j *Job) bump() {
 	j.Rev.Set(n + 1)
 	// The batch's own view (pass/fail counts, Retry the failed ones) follows every job.
 	if j.b.s.batch() == j.b {
-		j.b.s.Jobs.Set(j.b)
+		n, _ := j.b.s.BatchRev.Get()
+		j.b.s.BatchRev.Set(n + 1)
+	}
+	if t := j.b.s.trace; t != nil {
+		t.job(j)
 	}
 }
 
@@ -303,8 +307,9 @@ func (j *Job) event(ev app.Event) {
 	}
 	j.scheduled = true
 	j.mu.Unlock()
-	// Coalesce: at most one UI update per 40 ms per device (25 a second).
-	time.AfterFunc(40*time.Millisecond, func() { j.b.s.do(j.flushAndBump) })
+	// Coalesce: at most one UI update per 100 ms per device (ten a second), so that
+	// several fast devices leave the draw loop its frames.
+	time.AfterFunc(100*time.Millisecond, func() { j.b.s.do(j.flushAndBump) })
 }
 
 func (j *Job) flushAndBump() {

@@ -4,6 +4,7 @@ package ui
 
 import (
 	"image/color"
+	"slices"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -26,6 +27,9 @@ func newGraph() *Graph {
 
 // Set replaces the samples and redraws.
 func (g *Graph) Set(samples []float64) {
+	if slices.Equal(g.samples, samples) {
+		return
+	}
 	g.samples = append(g.samples[:0], samples...)
 	g.Refresh()
 }

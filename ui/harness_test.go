@@ -101,7 +101,10 @@ func (h *harness) waitFor(what string, cond func() bool) {
 	}
 }
 
-func (h *harness) waitText(s string) { h.t.Helper(); h.waitFor("“"+s+"”", func() bool { return h.shows(s) }) }
+func (h *harness) waitText(s string) {
+	h.t.Helper()
+	h.waitFor("“"+s+"”", func() bool { return h.shows(s) })
+}
 
 // objects are the visible objects of the window, overlays (dialogs) included.
 func (h *harness) objects() []fyne.CanvasObject {

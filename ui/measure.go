@@ -86,6 +86,15 @@ func (t *tracer) tick() {
 	}
 }
 
+// job reports a device's update as the window shows it.
+func (t *tracer) job(j *Job) {
+	m := map[string]any{"ev": "job", "port": j.Port, "step": j.Step, "bytes": j.Bytes, "total": j.Total, "running": j.Running, "waiting": j.Waiting, "t": now()}
+	if j.Result != nil {
+		m["status"] = int(j.Result.Status)
+	}
+	t.write(m)
+}
+
 // layout reports where the navigation buttons are, for clicks from outside.
 func (t *tracer) layout() {
 	d := fyne.CurrentApp().Driver()
@@ -100,45 +109,54 @@ func (t *tracer) layout() {
 // dump writes what the current screen shows.
 func (t *tracer) dump() {
 	var texts []string
-	walkTexts(t.sh.Window.Content(), &texts)
+	var buttons []*Button
+	walkTexts(t.sh.Window.Content(), &texts, &buttons)
 	for _, o := range t.sh.Window.Canvas().Overlays().List() {
-		walkTexts(o, &texts)
+		walkTexts(o, &texts, &buttons)
 	}
-	t.write(map[string]any{"ev": "screen", "id": t.sh.Current(), "title": t.sh.Window.Title(), "texts": texts})
+	d := fyne.CurrentApp().Driver()
+	scale := t.sh.Window.Canvas().Scale()
+	var pos []map[string]any
+	for _, b := range buttons {
+		p, s := d.AbsolutePositionForObject(b), b.Size()
+		pos = append(pos, map[string]any{"text": b.Text, "x": p.X * scale, "y": p.Y * scale, "w": s.Width * scale, "h": s.Height * scale, "enabled": !b.Disabled()})
+	}
+	t.write(map[string]any{"ev": "screen", "id": t.sh.Current(), "title": t.sh.Window.Title(), "texts": texts, "buttons": pos})
 }
 
 // walkTexts collects the visible text of the widgets the screens use.
-func walkTexts(o fyne.CanvasObject, out *[]string) {
+func walkTexts(o fyne.CanvasObject, out *[]string, buttons *[]*Button) {
 	if o == nil || !o.Visible() {
 		return
 	}
 	switch x := o.(type) {
 	case *fyne.Container:
 		for _, c := range x.Objects {
-			walkTexts(c, out)
+			walkTexts(c, out, buttons)
 		}
 	case *container.Scroll:
-		walkTexts(x.Content, out)
+		walkTexts(x.Content, out, buttons)
 	case *container.Split:
-		walkTexts(x.Leading, out)
-		walkTexts(x.Trailing, out)
+		walkTexts(x.Leading, out, buttons)
+		walkTexts(x.Trailing, out, buttons)
 	case *canvas.Text:
 		*out = append(*out, x.Text)
 	case *widget.Label:
 		*out = append(*out, x.Text)
 	case *Button:
 		*out = append(*out, "["+x.Text+"]")
+		*buttons = append(*buttons, x)
 	case *widget.Button:
 		*out = append(*out, "["+x.Text+"]")
 	case *widget.Check:
 		*out = append(*out, "[ ] "+x.Text)
 	case *widget.Card:
 		*out = append(*out, x.Title)
-		walkTexts(x.Content, out)
+		walkTexts(x.Content, out, buttons)
 	case *widget.Form:
 		for _, it := range x.Items {
 			*out = append(*out, it.Text)
-			walkTexts(it.Widget, out)
+			walkTexts(it.Widget, out, buttons)
 		}
 	case *widget.Select:
 		*out = append(*out, "<"+x.Selected+">")
@@ -159,7 +177,7 @@ func startMeasuring(w fyne.Window, sh *Shell) {
 		return
 	}
 	t := &tracer{f: f, enc: json.NewEncoder(f), sh: sh}
-	sh.trace = t
+	sh.trace, sh.State.trace = t, t
 	dot := canvas.NewRectangle(color.NRGBA{A: 1})
 	dot.Resize(fyne.NewSize(1, 1))
 	w.SetContent(container.NewStack(w.Content(), container.NewWithoutLayout(dot)))

@@ -60,6 +60,7 @@ func simpleScreen(sh *Shell) fyne.CanvasObject {
 			return
 		}
 		job = b.Jobs[0]
+		bar.Show()
 		job.Rev.AddListener(bindingListener(drawJob(job, bar, detail, outcome, button)))
 	})
 	open := newButton("Choose the update file…", theme.FolderOpenIcon(), sh.OpenBundleDialog)
@@ -111,7 +112,8 @@ func simpleScreen(sh *Shell) fyne.CanvasObject {
 	draw()
 	button.Resize(fyne.NewSize(320, 72))
 	big := container.NewGridWrap(fyne.NewSize(360, 64), button)
-	return container.NewVScroll(container.NewPadded(container.NewVBox(title, bundle, open, device,
+	bar.Hide() // until an update runs
+	return container.NewVScroll(container.NewPadded(container.NewVBox(title, bundle, container.NewHBox(open), device,
 		container.NewCenter(big), bar, detail, outcome, layout.NewSpacer(), more)))
 }
 

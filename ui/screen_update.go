@@ -70,11 +70,13 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 		ports := st.targets()
 		switch {
 		case v == nil:
-			what.SetText("Open a trusted bundle first (Bundle screen, Ctrl+O).")
+			setText(what, "Open a trusted bundle first (Bundle screen, Ctrl+O).")
+		case len(ports) == 0 && st.current() > 0:
+			setText(what, fmt.Sprintf("Bundle %s %s is open. Every device it fits runs it already (%d).", v.Repository, versions(v), st.current()))
 		case len(ports) == 0:
-			what.SetText(fmt.Sprintf("Bundle %s %s is open. No device to update: connect one the bundle fits, or pick one on the Devices screen.", v.Repository, versions(v)))
+			setText(what, fmt.Sprintf("Bundle %s %s is open. No device to update: connect one the bundle fits, or pick one on the Devices screen.", v.Repository, versions(v)))
 		default:
-			what.SetText(fmt.Sprintf("Bundle %s %s for %d device(s): %s", v.Repository, versions(v), len(ports), names(st, ports)))
+			setText(what, fmt.Sprintf("Bundle %s %s for %d device(s): %s", v.Repository, versions(v), len(ports), names(st, ports)))
 		}
 		running := b != nil && b.Running()
 		if v == nil || len(ports) == 0 || running {
@@ -83,9 +85,9 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 			update.Enable()
 		}
 		if len(ports) > 1 {
-			update.SetText(fmt.Sprintf("Update %d devices", len(ports)))
+			setButton(update, fmt.Sprintf("Update %d devices", len(ports)))
 		} else {
-			update.SetText("Update")
+			setButton(update, "Update")
 		}
 		if running {
 			cancel.Enable()
@@ -105,17 +107,20 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 			}
 			cards.Refresh()
 		}
-		summary.SetText("")
-		retry.Hide()
+		sum, showRetry := "", false
 		if b != nil && !running {
 			failed := len(b.Failed())
-			summary.SetText(fmt.Sprintf("%d passed, %d failed", b.Passed(), failed))
-			if failed > 0 {
-				retry.Show()
-			}
+			sum, showRetry = fmt.Sprintf("%d passed, %d failed", b.Passed(), failed), failed > 0
+		}
+		setText(summary, sum)
+		if showRetry {
+			retry.Show()
+		} else {
+			retry.Hide()
 		}
 	}
 	st.Jobs.AddListener(bindingListener(draw))
+	st.BatchRev.AddListener(bindingListener(draw))
 	st.Devices.AddListener(bindingListener(draw))
 	st.Selected.AddListener(bindingListener(draw))
 	st.Bundle.AddListener(bindingListener(draw))
@@ -123,6 +128,17 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 	top := container.NewVBox(what, container.NewHBox(update, cancel))
 	bottom := container.NewHBox(summary, retry)
 	return container.NewBorder(container.NewPadded(top), container.NewPadded(bottom), nil, nil, container.NewVScroll(container.NewPadded(cards)))
+}
+
+// current counts the devices that run the open bundle's firmware already.
+func (st *State) current() int {
+	n := 0
+	for _, r := range st.Rows() {
+		if r.Fit != nil && r.Fit.OK && r.Fit.Current {
+			n++
+		}
+	}
+	return n
 }
 
 func versions(v *app.Verified) string {
@@ -208,7 +224,7 @@ func newJobView(sh *Shell, j *Job) *jobView {
 
 func (jv *jobView) refresh() {
 	j := jv.j
-	jv.title.SetText(fmt.Sprintf("%s on %s", j.Name, j.Port))
+	setText(jv.title, fmt.Sprintf("%s on %s", j.Name, j.Port))
 	cur := -1
 	for i, s := range stepList {
 		if s.Step == j.Step {
@@ -227,8 +243,10 @@ func (jv *jobView) refresh() {
 		case i == cur && j.Result != nil && j.Result.Status != app.StatusOK:
 			mark, bold = "✘", true
 		}
-		l.TextStyle.Bold = bold
-		l.SetText(mark + " " + s.Title)
+		if text := mark + " " + s.Title; l.Text != text || l.TextStyle.Bold != bold {
+			l.TextStyle.Bold = bold
+			l.SetText(text)
+		}
 	}
 	if j.Total > 0 {
 		jv.bar.SetValue(float64(j.Bytes) / float64(j.Total))
@@ -238,7 +256,7 @@ func (jv *jobView) refresh() {
 	if j.Result != nil && j.Result.Status == app.StatusOK {
 		jv.bar.SetValue(1)
 	}
-	jv.detail.SetText(progressText(j.Bytes, j.Total, j.Rate, j.ETA))
+	setText(jv.detail, progressText(j.Bytes, j.Total, j.Rate, j.ETA))
 	jv.graph.Set(j.Rates)
 	if j.Waiting {
 		jv.waiting.SetText("Waiting for the device… plug the cable back in: the update continues by itself.")
@@ -246,7 +264,7 @@ func (jv *jobView) refresh() {
 	} else {
 		jv.waiting.Hide()
 	}
-	jv.line.SetText(j.Line)
+	setText(jv.line, j.Line)
 	show := func(w fyne.CanvasObject, on bool) {
 		if on {
 			w.Show()

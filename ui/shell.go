@@ -53,8 +53,8 @@ type Shell struct {
 	current string
 	body    *fyne.Container
 	mode    string
-	wizard *recovery
-	trace  *tracer
+	wizard  *recovery
+	trace   *tracer
 	// escape runs on Escape: the current screen's way back or cancel.
 	escape map[string]func()
 }

@@ -77,6 +77,8 @@ type State struct {
 	Devices  binding.Untyped
 	Jobs     binding.Untyped
 	Selected binding.StringList
+	// BatchRev ticks whenever a job of the current batch changes.
+	BatchRev binding.Int
 	// Status is a one-line message for the status bar.
 	Status binding.String
 	// Mode is app.ModeTechnician or app.ModeSimple.
@@ -84,6 +86,7 @@ type State struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	trace  *tracer // the measurement hook, when on
 
 	mu       sync.Mutex
 	probed   map[string]*app.Probe // port -> last probe, kept across list refreshes
@@ -115,6 +118,7 @@ func NewState(opt Options) (*State, error) {
 	s.Devices = binding.NewUntyped()
 	s.Jobs = binding.NewUntyped()
 	s.Selected = binding.NewStringList()
+	s.BatchRev = binding.NewInt()
 	s.Status = binding.NewString()
 	s.Mode = binding.NewString()
 	s.Bundle.Set((*BundleState)(nil))

@@ -18,7 +18,7 @@ const AppID = "io.github.fieldflash"
 // Run opens the window and returns when it is closed: the exit code.
 func Run(opt Options) int {
 	a := fyneapp.NewWithID(AppID)
-	a.SetIcon(nil)
+	a.SetIcon(fyne.NewStaticResource("fieldflash.png", app.Icon()))
 	w := a.NewWindow("fieldflash")
 	st, err := NewState(opt)
 	if err != nil {
@@ -27,7 +27,6 @@ func Run(opt Options) int {
 	defer st.Close()
 	applyTheme(st.Settings.Theme)
 	sh := NewShell(w, st)
-	_ = sh
 	w.Resize(fyne.NewSize(1100, 720))
 	w.SetMaster()
 	startMeasuring(w, sh)
@@ -37,7 +36,7 @@ func Run(opt Options) int {
 
 // fatalWindow shows why the app cannot start ($FIELDFLASH_HOME unusable) instead of a
 // window that silently does nothing.
-func fatalWindow(a fyne.App, w fyne.Window, err error) int {
+func fatalWindow(_ fyne.App, w fyne.Window, err error) int {
 	w.SetContent(wrapLabel("fieldflash cannot start: " + err.Error()))
 	w.Resize(fyne.NewSize(640, 200))
 	w.ShowAndRun()

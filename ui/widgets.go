@@ -88,3 +88,16 @@ func progressText(bytes, total int64, rate float64, eta time.Duration) string {
 	}
 	return s
 }
+
+// setText changes a label only when its text changes: a refresh re-lays out the screen.
+func setText(l *widget.Label, s string) {
+	if l.Text != s {
+		l.SetText(s)
+	}
+}
+
+func setButton(b *Button, s string) {
+	if b.Text != s {
+		b.SetText(s)
+	}
+}
