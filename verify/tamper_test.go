@@ -130,6 +130,10 @@ var tamperCases = []tamperCase{
 	{file: "fail_duplicate_entry.fwb", want: verify.CodeDuplicate, things: []string{"metadata/targets.json"}},
 	{file: "fail_oversized_metadata.fwb", want: verify.CodeTooLarge, things: []string{"metadata/targets.json"}},
 	{file: "fail_huge_declared_size.fwb", want: verify.CodeTooLarge, things: []string{"metadata/targets.json"}},
+	{file: "fail_legacy_folder_hides_payload.fwb", want: verify.CodeFormat, things: []string{"targets/"},
+		says: []string{"GNU tar would read this entry differently"}},
+	{file: "fail_v7_header.fwb", want: verify.CodeFormat, things: []string{"metadata/snapshot.json"},
+		says: []string{"without the ustar magic"}},
 	{file: "fail_no_payload.fwb", want: verify.CodeNoPayload, things: []string{"payload"}},
 }
 

@@ -60,8 +60,8 @@ type trust struct {
 	savedTargets map[string]*metadata.Metadata[metadata.TargetsType]
 	// stale lists saved delegated roles the trusted snapshot has moved past and the bundle
 	// does not carry: left out of the trusted set, and dropped from State.
-	stale []string
-	warnings     []string
+	stale    []string
+	warnings []string
 }
 
 // candidate is a pinned root that may lead to the bundle.

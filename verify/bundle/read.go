@@ -237,6 +237,9 @@ func (r *Reader) nextEntry() (*entry, error) {
 	if perr != nil {
 		return nil, perr
 	}
+	if err := r.checkRawHeader(start, hdr, what); err != nil {
+		return nil, err
+	}
 	if err := checkType(hdr, what); err != nil {
 		return nil, err
 	}
@@ -258,6 +261,33 @@ func (r *Reader) nextEntry() (*entry, error) {
 	}
 	r.next = dataOff + (size+blockSize-1)/blockSize*blockSize
 	return &entry{name: hdr.Name, what: what, size: size, dataOff: dataOff}, nil
+}
+
+// checkRawHeader looks at the header block itself where archive/tar's reading of it
+// differs from GNU tar's, so that a bundle never lists one thing to `tar -tf` and another
+// to fieldflash. The magic must be ustar's (POSIX "ustar\0" "00", or old GNU "ustar  \0"):
+// a V7 header has none, and the spec refuses it. A folder must be typeflag '5' with size
+// 0: archive/tar turns the legacy NUL typeflag on a name ending in "/" into a folder and
+// reads the next header right after it, while GNU tar skips the size it declares, so the
+// entries "inside" would be seen by one reader only.
+func (r *Reader) checkRawHeader(start int64, hdr *tar.Header, what entryName) error {
+	var block [blockSize]byte
+	if _, err := r.sr.ReadAt(block[:], start); err != nil {
+		return refuse(KindIO, hdr.Name, "reading the header at offset %d: %v", start, err)
+	}
+	magic := string(block[257:265])
+	if magic != "ustar\x0000" && magic != "ustar  \x00" {
+		return refuse(KindFormat, hdr.Name, "a tar header without the ustar magic (an old V7 header); build the bundle with tar --format=ustar")
+	}
+	if what.kind == entryDir {
+		if block[156] != tar.TypeDir {
+			return refuse(KindFormat, hdr.Name, "a folder name with tar typeflag %q instead of '5'; GNU tar would read this entry differently (as a file whose data hides the entries after it)", block[156])
+		}
+		if hdr.Size != 0 {
+			return refuse(KindFormat, hdr.Name, "a folder entry that declares %d bytes of data; GNU tar would skip them, fieldflash would read them as entries", hdr.Size)
+		}
+	}
+	return nil
 }
 
 func checkType(hdr *tar.Header, what entryName) error {

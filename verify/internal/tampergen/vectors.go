@@ -383,6 +383,18 @@ func generate(upstream string) ([]outFile, error) {
 			return craftOversized(c)
 		}},
 		{"fail_huge_declared_size", func() ([]byte, error) { return hugeDeclaredSize(goodBasic.build()) }},
+		{"fail_legacy_folder_hides_payload", func() ([]byte, error) { return hidePayloadInLegacyFolder(goodBasic.build()) }},
+		{"fail_v7_header", func() ([]byte, error) {
+			b, err := write(goodBasic.build())
+			if err != nil {
+				return nil, err
+			}
+			return b, patchHeader(b, "metadata/snapshot.json", func(h []byte) {
+				for i := 257; i < 265; i++ { // magic and version: an old V7 header
+					h[i] = 0
+				}
+			})
+		}},
 		{"fail_no_payload", func() ([]byte, error) {
 			c := goodBasic.build()
 			c.Payloads = nil
@@ -548,4 +560,51 @@ func hugeDeclaredSize(c *bundle.Contents) ([]byte, error) {
 	copy(chk, fmt.Sprintf("%06o\x00 ", sum))
 	out := append(buf.Bytes(), hdr...)
 	return append(out, c.Targets[:200]...), nil
+}
+
+// patchHeader edits the header block of the entry called name in place and recomputes
+// its checksum, as a hand-made archive would carry it.
+func patchHeader(b []byte, name string, edit func(h []byte)) error {
+	for off := 0; off+512 <= len(b); off += 512 {
+		h := b[off : off+512]
+		if !bytes.HasPrefix(h, append([]byte(name), 0)) || string(h[257:262]) != "ustar" {
+			continue
+		}
+		edit(h)
+		copy(h[148:156], "        ")
+		sum := 0
+		for _, c := range h {
+			sum += int(c)
+		}
+		copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+		return nil
+	}
+	return fmt.Errorf("no header for %s", name)
+}
+
+// hidePayloadInLegacyFolder puts the payload entry inside the data of an entry named
+// "targets/" with the legacy NUL typeflag: GNU tar skips that data, so `tar -tf` lists
+// no payload, while a reader that takes the entry for an empty folder reads the payload
+// as the next entry.
+func hidePayloadInLegacyFolder(c *bundle.Contents) ([]byte, error) {
+	b, err := write(c)
+	if err != nil {
+		return nil, err
+	}
+	off, size, err := payloadAt(b)
+	if err != nil {
+		return nil, err
+	}
+	start := off - 512
+	end := off + (size+511)/512*512
+	entry := append([]byte{}, b[start:end]...)
+	var hb bytes.Buffer
+	tw := tar.NewWriter(&hb)
+	// archive/tar will not write a file name that ends in "/": "targetsX", patched below.
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "targetsX", Mode: 0o644, Size: int64(len(entry)), ModTime: time.Unix(0, 0), Format: tar.FormatUSTAR}); err != nil {
+		return nil, err
+	}
+	hdr := append([]byte{}, hb.Bytes()[:512]...)
+	out := append(append(append(append([]byte{}, b[:start]...), hdr...), entry...), make([]byte, 1024)...)
+	return out, patchHeader(out, "targetsX", func(h []byte) { h[7], h[156] = '/', 0 })
 }
