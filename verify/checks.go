@@ -67,17 +67,52 @@ func checkTargetMeta(m *TargetMeta) error {
 	return nil
 }
 
-// checkDevice checks every target against the device's facts in opts and against the
-// other components the bundle carries.
-func checkDevice(targets []Target, opts Options) *Error {
+// fitHardware keeps, for the device's hardware, the targets that list it. A payload can be
+// signed under several paths, one per hardware revision: it fits when one of them lists
+// the hardware. A payload none of whose targets does is refused.
+func fitHardware(targets []Target, hw string) ([]Target, *Error) {
+	if hw == "" {
+		return targets, nil
+	}
+	var fit []Target
+	for i := 0; i < len(targets); {
+		j := i
+		for j < len(targets) && targets[j].SHA256 == targets[i].SHA256 {
+			j++
+		}
+		group := targets[i:j]
+		before := len(fit)
+		var made []string
+		for _, t := range group {
+			if slices.Contains(t.Meta.HardwareIDs, hw) {
+				fit = append(fit, t)
+			}
+			made = append(made, strings.Join(t.Meta.HardwareIDs, ", "))
+		}
+		if len(fit) == before {
+			var paths []string
+			for _, t := range group {
+				paths = append(paths, t.Path)
+			}
+			return nil, errorf(CodeHardware, "payload "+strings.Join(paths, ", "), "pick the bundle built for "+hw,
+				"made for %s, not for this device's hardware %s", strings.Join(made, "; "), hw)
+		}
+		i = j
+	}
+	return fit, nil
+}
+
+// checkDevice checks the targets against the device's facts in opts and against the other
+// components the bundle carries, and returns the targets that fit the device.
+func checkDevice(targets []Target, opts Options) ([]Target, *Error) {
+	targets, e := fitHardware(targets, opts.Hardware)
+	if e != nil {
+		return nil, e
+	}
 	for _, t := range targets {
 		thing := "payload " + t.Path
-		if opts.Hardware != "" && !slices.Contains(t.Meta.HardwareIDs, opts.Hardware) {
-			return errorf(CodeHardware, thing, "pick the bundle built for "+opts.Hardware,
-				"made for %s, not for this device's hardware %s", strings.Join(t.Meta.HardwareIDs, ", "), opts.Hardware)
-		}
 		if opts.CurrentCounter != nil && t.Meta.ReleaseCounter < *opts.CurrentCounter {
-			return errorf(CodeReleaseCounter, thing, "pick a release with counter "+fmt.Sprint(*opts.CurrentCounter)+" or higher",
+			return nil, errorf(CodeReleaseCounter, thing, "pick a release with counter "+fmt.Sprint(*opts.CurrentCounter)+" or higher",
 				"release counter %d is below the device's %d: the device refuses to go back to it", t.Meta.ReleaseCounter, *opts.CurrentCounter)
 		}
 	}
@@ -92,7 +127,7 @@ func checkDevice(targets []Target, opts Options) *Error {
 		for _, req := range t.Meta.Requires {
 			c, err := parseConstraint(req.Version)
 			if err != nil { // checked when the metadata was read; kept for safety
-				return errorf(CodeMetadata, thing, "ask the release team to fix the requirement", "requirement on %s: %v", req.Component, err)
+				return nil, errorf(CodeMetadata, thing, "ask the release team to fix the requirement", "requirement on %s: %v", req.Component, err)
 			}
 			have, where := carried[req.Component], "this bundle carries"
 			if have == "" {
@@ -103,20 +138,20 @@ func checkDevice(targets []Target, opts Options) *Error {
 				have, ok = opts.Installed[req.Component]
 				where = "the device has"
 				if !ok {
-					return errorf(CodeRequirement, thing, "install a "+req.Component+" "+req.Version+" first",
+					return nil, errorf(CodeRequirement, thing, "install a "+req.Component+" "+req.Version+" first",
 						"requires %s %s, but the device reports no %s", req.Component, req.Version, req.Component)
 				}
 			}
 			v, err := parseSemver(have)
 			if err != nil {
-				return errorf(CodeRequirement, thing, "update the "+req.Component+" first or check the device",
+				return nil, errorf(CodeRequirement, thing, "update the "+req.Component+" first or check the device",
 					"requires %s %s, but %s %s %q, which is not a semantic version", req.Component, req.Version, where, req.Component, have)
 			}
 			if !c.allows(v) {
-				return errorf(CodeRequirement, thing, fmt.Sprintf("flash a %s %s first, or pick a bundle that carries one", req.Component, req.Version),
+				return nil, errorf(CodeRequirement, thing, fmt.Sprintf("flash a %s %s first, or pick a bundle that carries one", req.Component, req.Version),
 					"requires %s %s, but %s %s %s", req.Component, req.Version, where, req.Component, have)
 			}
 		}
 	}
-	return nil
+	return targets, nil
 }

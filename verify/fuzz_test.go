@@ -60,14 +60,15 @@ func FuzzMetadataDecode(f *testing.F) {
 			role, tf, _ := tr.governing(path)
 			if tf != nil {
 				if meta, e := parseTargetMeta(tf, "target "+path); e == nil {
-					_ = checkDevice([]Target{{Path: path, Role: role, Meta: meta}}, Options{Hardware: "x", Installed: map[string]string{"b": "1.0.0"}})
+					_, _ = checkDevice([]Target{{Path: path, Role: role, Meta: meta}}, Options{Hardware: "x", Installed: map[string]string{"b": "1.0.0"}})
 				}
 			}
 		}
 		for sha := range idx {
-			if l, tf, chain, e := tr.resolve(idx, sha); e == nil && tf != nil {
-				if meta, e := parseTargetMeta(tf, "target "+l.path); e == nil {
-					_ = confined("payload", l, meta, chain)
+			rs, _ := tr.resolve(idx, sha)
+			for _, r := range rs {
+				if meta, e := parseTargetMeta(r.tf, "target "+r.path); e == nil {
+					_ = confined("payload", r.listing, meta, r.chain)
 				}
 			}
 		}

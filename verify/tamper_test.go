@@ -116,6 +116,9 @@ var tamperCases = []tamperCase{
 	}},
 	{file: "fail_terminal_escapes_in_type.fwb", want: verify.CodeFormat, things: []string{"timestamp.json"},
 		says: []string{"expected metadata type timestamp"}},
+	{file: "good_one_payload_two_paths.fwb", hardware: "acme-gw-r2", check: func(t *testing.T, v *verify.Verified) {
+		onlyTarget(t, v, "acme-gw-r2/app-1.0.11.bin", "targets")
+	}},
 	{file: "fail_wrong_hardware.fwb", hardware: "acme-gw-r2", want: verify.CodeHardware, things: []string{"acme-gw-r2", "app-1.0.4"}},
 	{file: "fail_lower_release_counter.fwb", counter: u64(9), want: verify.CodeReleaseCounter, things: []string{"app-1.0.5"}},
 	{file: "fail_requirement.fwb", installed: map[string]string{"bootloader": "1.4.0"}, want: verify.CodeRequirement, things: []string{"bootloader"}},

@@ -312,11 +312,25 @@ func (t *trust) narrowLink(role, path string, seen map[string]bool) (delegationL
 	return delegationLink{}, false
 }
 
-// resolve finds the trusted target a payload named sha stands for, and the delegations
-// that lead to the role that signed it.
-func (t *trust) resolve(idx map[string][]listing, sha string) (listing, *metadata.TargetFiles, []delegationLink, *Error) {
+// resolved is one signed target that names a payload: its listing, its entry, and the
+// delegations that lead to the role that signed it.
+type resolved struct {
+	listing
+	tf    *metadata.TargetFiles
+	chain []delegationLink
+}
+
+// resolve finds every trusted target a payload named sha stands for: one image can be
+// signed under several paths (the same bytes for two hardware revisions), and each path
+// the delegation walk gives to the role that lists it counts.
+func (t *trust) resolve(idx map[string][]listing, sha string) ([]resolved, *Error) {
 	var walkErr *Error
+	var out []resolved
+	seen := map[string]bool{}
 	for _, l := range idx[sha] {
+		if seen[l.path] {
+			continue
+		}
 		w, e := t.walk(l.path, false)
 		if e != nil {
 			if walkErr == nil {
@@ -327,9 +341,13 @@ func (t *trust) resolve(idx map[string][]listing, sha string) (listing, *metadat
 		if w.tf == nil || w.role != l.role || hex.EncodeToString(w.tf.Hashes["sha256"]) != sha {
 			continue
 		}
-		return l, w.tf, w.chain, nil
+		seen[l.path] = true
+		out = append(out, resolved{listing: l, tf: w.tf, chain: w.chain})
 	}
-	return listing{}, nil, nil, walkErr
+	if len(out) == 0 {
+		return nil, walkErr
+	}
+	return out, nil
 }
 
 // confined refuses a target that lists hardware a delegation on the way to its role does
@@ -460,62 +478,69 @@ func (t *trust) withdrawn(sha string) *Error {
 
 // checkPayload matches one payload to its signed target, streams it through every hash
 // the target lists, and has the image checked against its metadata.
-func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []byte, file io.ReaderAt) (Target, error) {
+func (t *trust) checkPayload(idx map[string][]listing, p *bundle.Payload, buf []byte, file io.ReaderAt) ([]Target, error) {
 	thing := "payload targets/" + shortKey(p.SHA256)
-	l, tf, chain, e := t.resolve(idx, p.SHA256)
+	rs, e := t.resolve(idx, p.SHA256)
 	if e != nil {
-		return Target{}, e
+		return nil, e
 	}
-	if tf == nil {
+	if len(rs) == 0 {
 		switch {
 		case t.older:
-			return Target{}, t.withdrawn(p.SHA256)
+			return nil, t.withdrawn(p.SHA256)
 		case len(idx[p.SHA256]) > 0:
-			return Target{}, t.notGoverning(thing, idx[p.SHA256][0])
+			return nil, t.notGoverning(thing, idx[p.SHA256][0])
 		}
 		if len(t.stale) > 0 {
-			return Target{}, errorf(CodePayload, thing, "ask the release team for a bundle that carries every delegated role on the way to its payloads",
+			return nil, errorf(CodePayload, thing, "ask the release team for a bundle that carries every delegated role on the way to its payloads",
 				"no signed target this bundle carries lists this hash, and it does not carry role %s, which this machine knows only from an older release", strings.Join(t.stale, ", "))
 		}
-		return Target{}, errorf(CodePayload, thing, "get the bundle of the release you mean to flash; payloads cannot be moved between bundles",
+		return nil, errorf(CodePayload, thing, "get the bundle of the release you mean to flash; payloads cannot be moved between bundles",
 			"no signed target lists this hash: it belongs to another release")
 	}
-	thing = "payload " + l.path
-	if p.Size != tf.Length {
-		if t.older {
-			return Target{}, errorf(CodeWithdrawn, thing, "do not flash it; ask the vendor for the current release's bundle",
-				"the bundle is older than what this machine trusted, and the newest metadata trusted here (%s) list it with %d bytes, while the bundle carries %d: the release was replaced",
-				t.roleLabel(l.role), tf.Length, p.Size)
-		}
-		return Target{}, errorf(CodePayload, thing, "do not flash it; copy the bundle again from the vendor",
-			"%d bytes, but the signed metadata says %d", p.Size, tf.Length)
-	}
-	meta, e := parseTargetMeta(tf, "target "+l.path)
-	if e != nil {
-		return Target{}, e
-	}
-	if e := confined(thing, l, meta, chain); e != nil {
-		return Target{}, e
-	}
-	if err := streamPayload(p, tf, buf, thing); err != nil {
-		return Target{}, err
-	}
-	target := Target{
-		Path: l.path, Length: tf.Length, SHA256: p.SHA256, Role: l.role, Meta: meta, Offset: p.Offset,
-	}
-	info, err := CheckImage(io.NewSectionReader(file, p.Offset, p.Size), p.Size, meta)
-	if err != nil {
-		var ve *Error
-		if errors.As(err, &ve) {
-			if ve.Thing == "" {
-				ve.Thing = thing
+	var targets []Target
+	var tfs []*metadata.TargetFiles
+	for _, r := range rs {
+		thing := "payload " + r.path
+		if p.Size != r.tf.Length {
+			if t.older {
+				return nil, errorf(CodeWithdrawn, thing, "do not flash it; ask the vendor for the current release's bundle",
+					"the bundle is older than what this machine trusted, and the newest metadata trusted here (%s) list it with %d bytes, while the bundle carries %d: the release was replaced",
+					t.roleLabel(r.role), r.tf.Length, p.Size)
 			}
-			return Target{}, ve
+			return nil, errorf(CodePayload, thing, "do not flash it; copy the bundle again from the vendor",
+				"%d bytes, but the signed metadata says %d", p.Size, r.tf.Length)
 		}
-		return Target{}, &Error{Code: CodeIO, Thing: thing, Reason: "reading the image: " + err.Error(), Next: "check that the file is readable and copy it again", Err: err}
+		meta, e := parseTargetMeta(r.tf, "target "+r.path)
+		if e != nil {
+			return nil, e
+		}
+		if e := confined(thing, r.listing, meta, r.chain); e != nil {
+			return nil, e
+		}
+		targets = append(targets, Target{Path: r.path, Length: r.tf.Length, SHA256: p.SHA256, Role: r.role, Meta: meta, Offset: p.Offset})
+		tfs = append(tfs, r.tf)
 	}
-	target.Image = info
-	return target, nil
+	if err := streamPayload(p, tfs, buf, "payload "+rs[0].path); err != nil {
+		return nil, err
+	}
+	// Each signed target says what the image is; the image must agree with every one.
+	for i := range targets {
+		thing := "payload " + targets[i].Path
+		info, err := CheckImage(io.NewSectionReader(file, p.Offset, p.Size), p.Size, targets[i].Meta)
+		if err != nil {
+			var ve *Error
+			if errors.As(err, &ve) {
+				if ve.Thing == "" {
+					ve.Thing = thing
+				}
+				return nil, ve
+			}
+			return nil, &Error{Code: CodeIO, Thing: thing, Reason: "reading the image: " + err.Error(), Next: "check that the file is readable and copy it again", Err: err}
+		}
+		targets[i].Image = info
+	}
+	return targets, nil
 }
 
 // roleLabel names a trusted targets role with its version: "targets v3".
@@ -526,29 +551,31 @@ func (t *trust) roleLabel(role string) string {
 	return role
 }
 
-// streamPayload reads the payload once, through every hash its target lists, with one
-// large buffer: memory stays flat whatever the payload's size.
-func streamPayload(p *bundle.Payload, tf *metadata.TargetFiles, buf []byte, thing string) error {
+// streamPayload reads the payload once, through every hash each of its targets lists,
+// with one large buffer: memory stays flat whatever the payload's size.
+func streamPayload(p *bundle.Payload, tfs []*metadata.TargetFiles, buf []byte, thing string) error {
 	type check struct {
 		alg  string
 		h    hash.Hash
 		want []byte
 	}
-	checks := []check{{"sha256", sha256.New(), tf.Hashes["sha256"]}}
-	for _, alg := range slices.Sorted(maps.Keys(tf.Hashes)) {
-		var h hash.Hash
-		switch alg {
-		case "sha256":
-			continue
-		case "sha512":
-			h = sha512.New()
-		case "sha384":
-			h = sha512.New384()
-		default:
-			return errorf(CodeMetadata, thing, "ask the release team to sign targets with sha256 or sha512 hashes",
-				"its target lists a %q hash, which fieldflash cannot check", alg)
+	checks := []check{{"sha256", sha256.New(), tfs[0].Hashes["sha256"]}}
+	for _, tf := range tfs {
+		for _, alg := range slices.Sorted(maps.Keys(tf.Hashes)) {
+			var h hash.Hash
+			switch alg {
+			case "sha256":
+				continue
+			case "sha512":
+				h = sha512.New()
+			case "sha384":
+				h = sha512.New384()
+			default:
+				return errorf(CodeMetadata, thing, "ask the release team to sign targets with sha256 or sha512 hashes",
+					"its target lists a %q hash, which fieldflash cannot check", alg)
+			}
+			checks = append(checks, check{alg, h, tf.Hashes[alg]})
 		}
-		checks = append(checks, check{alg, h, tf.Hashes[alg]})
 	}
 	var n int64
 	for {

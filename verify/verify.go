@@ -99,20 +99,23 @@ func verifyFile(path string, opts Options) (*Verified, error) {
 		if err != nil {
 			return nil, bundleError(err)
 		}
-		target, err := t.checkPayload(idx, p, buf, f)
+		ts, err := t.checkPayload(idx, p, buf, f)
 		if err != nil {
 			return nil, err
 		}
-		targets = append(targets, target)
+		targets = append(targets, ts...)
 	}
 	if len(targets) == 0 {
 		return nil, errorf(CodeNoPayload, "targets/", "ask the release team for the bundle that carries the firmware",
 			"the bundle carries metadata but no payload: there is nothing to flash")
 	}
-	if e := checkDevice(targets, opts); e != nil {
+	all := targets
+	fit, e := checkDevice(targets, opts)
+	if e != nil {
 		return nil, e
 	}
-	digest, err := bundleDigest(f, fi.Size(), targets)
+	targets = fit
+	digest, err := bundleDigest(f, fi.Size(), all)
 	if err != nil {
 		return nil, &Error{Code: CodeIO, Reason: err.Error(), Next: "check that the file is readable and copy it again", Err: err}
 	}

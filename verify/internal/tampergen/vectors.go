@@ -335,6 +335,14 @@ func generate(upstream string) ([]outFile, error) {
 			c.Timestamp = []byte(t)
 			return write(c)
 		}},
+		{"good_one_payload_two_paths", func() ([]byte, error) {
+			// One image for two hardware revisions, one payload entry, two signed targets.
+			r1, r2 := app("1.0.11", 3), app("1.0.11", 3)
+			r1.path, r2.path = "acme-gw-r1/app-1.0.11.bin", "acme-gw-r2/app-1.0.11.bin"
+			r2.meta.HardwareIDs = []string{"acme-gw-r2"}
+			r2.data = r1.data
+			return write(basic(r1, r2).build())
+		}},
 		{"fail_wrong_hardware", writeRelease(basic(app("1.0.4", 3)))},
 		{"fail_lower_release_counter", writeRelease(basic(app("1.0.5", 5)))},
 		{"fail_requirement", writeRelease(basic(bootloaderReq))},
