@@ -41,6 +41,12 @@ func startVirtual(t *testing.T, cfg VirtualConfig) *VirtualDevice {
 	if cfg.State == "" {
 		cfg.State = filepath.Join(t.TempDir(), cfg.Protocol+".flash")
 	}
+	if cfg.Symlink == "" {
+		// A stable path, as a udev rule gives a real adapter: after a pulled cable the new
+		// pty may get another number, and the old /dev/pts/N may by then belong to another
+		// process (a test running beside this one), which the host would then talk to.
+		cfg.Symlink = filepath.Join(t.TempDir(), "tty"+cfg.Protocol)
+	}
 	d, err := StartVirtualDevice(cfg)
 	if err != nil {
 		t.Fatal(err)
