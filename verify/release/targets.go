@@ -138,6 +138,16 @@ func CustomJSON(m verify.TargetMeta) (json.RawMessage, error) {
 	return json.Marshal(map[string]verify.TargetMeta{verify.CustomKey: m})
 }
 
+// customWithChunks is the "custom" object of a target with its chunk hashes beside the
+// metadata: {"fieldflash": meta, "fieldflash-chunks": {...}}. A target no longer than one
+// chunk carries none: its whole-file hash already is its only chunk's hash.
+func customWithChunks(m verify.TargetMeta, chunks *verify.Chunks) (json.RawMessage, error) {
+	if chunks == nil || len(chunks.SHA256) < 2 {
+		return CustomJSON(m)
+	}
+	return json.Marshal(map[string]any{verify.CustomKey: m, verify.ChunksKey: chunks})
+}
+
 // AddTarget copies the payload into targets/ and lists it, with its length, sha256 and
 // custom metadata, in the chosen targets role. Listing a path again replaces the entry.
 func (r *Repo) AddTarget(t NewTarget) (*metadata.TargetFiles, error) {
@@ -211,8 +221,16 @@ func (r *Repo) AddTarget(t NewTarget) (*metadata.TargetFiles, error) {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
+	var size int64
+	if fi, err := src.Stat(); err == nil {
+		size = fi.Size()
+	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), src)
+	ch := verify.NewChunkHasher(verify.ChunkSizeFor(size))
+	n, err := io.Copy(io.MultiWriter(tmp, h, ch), src)
+	if err == nil && n != size {
+		err = fmt.Errorf("it changed size while it was copied (%d bytes, then %d); copy it again once the build has finished writing it", size, n)
+	}
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
@@ -233,7 +251,10 @@ func (r *Repo) AddTarget(t NewTarget) (*metadata.TargetFiles, error) {
 	if err := checkImage(tmp.Name(), n, t.Meta); err != nil {
 		return nil, fmt.Errorf("target %s: %s: %w", t.Path, t.File, err)
 	}
-	custom, err := CustomJSON(t.Meta)
+	// Large targets are downloaded chunk by chunk: each chunk's hash is signed here, so a
+	// mirror that sends a wrong byte is caught at that chunk (docs/bundle-format.md).
+	chunks, _ := ch.Chunks()
+	custom, err := customWithChunks(t.Meta, chunks)
 	if err != nil {
 		return nil, err
 	}
