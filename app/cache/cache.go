@@ -56,7 +56,7 @@ func (c *Cache) Has(sha256 string, length int64) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == length
 }
 
-var plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$`)
+var plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,150}$`)
 
 // repoDir keeps readable repository names readable and encodes any other, so no name can
 // reach outside the cache.
