@@ -150,6 +150,32 @@ func TestARestartChecksTheBytesOnDiskAgainInsteadOfTrustingThem(t *testing.T) {
 	}
 }
 
+func TestARestartKeepsEveryGoodByteIncludingAnUnfinishedChunk(t *testing.T) {
+	c := open(t)
+	data, e := target(t, 4*testChunk, true)
+	p, err := c.OpenPartial(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := 2*testChunk + 999
+	p.ReadFrom(context.Background(), bytes.NewReader(data[:cut]))
+	p.Close()
+	p, err = c.OpenPartial(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.Offset() != int64(cut) || p.Verified() != 2*testChunk {
+		t.Fatalf("resumed at %d, verified %d; want %d and %d", p.Offset(), p.Verified(), cut, 2*testChunk)
+	}
+	if err := p.ReadFrom(context.Background(), bytes.NewReader(data[cut:])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestATargetWithoutChunkHashesIsJudgedWhole(t *testing.T) {
 	c := open(t)
 	data, e := target(t, 3*testChunk, false)

@@ -54,8 +54,10 @@ var ErrBusy = errors.New("another fieldflash is downloading this target right no
 // bufSize is the size of each read; bufCount of them are in flight between the reader
 // and the chunk hasher: memory stays at bufSize*bufCount whatever the target's size.
 const (
-	bufSize  = 256 << 10
+	bufSize  = 1 << 20
 	bufCount = 8
+	// writebackEvery is how often disk writeback is started while a download grows.
+	writebackEvery = 8 << 20
 )
 
 // Partial is a download in progress: a file that grows from the start, checked chunk by
@@ -69,6 +71,7 @@ type Partial struct {
 	path   string
 
 	off      int64     // bytes in the file: where the next byte goes
+	flushed  int64     // bytes handed to the kernel's writeback so far
 	verified int64     // bytes in chunks whose hash matched
 	ch       hash.Hash // the current chunk's hash so far
 	chPos    int64     // bytes of the current chunk hashed
@@ -146,7 +149,7 @@ func (c *Cache) OpenPartial(e Expect) (*Partial, error) {
 		// An earlier run's bytes go through the same checks as bytes from a mirror.
 		err := p.run(context.Background(), io.NewSectionReader(f, 0, have), false)
 		var ce *ChunkError
-		if err != nil && !errors.As(err, &ce) {
+		if err != nil && !errors.As(err, &ce) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			p.Close()
 			return nil, err
 		}
@@ -155,6 +158,7 @@ func (c *Cache) OpenPartial(e Expect) (*Partial, error) {
 		p.Close()
 		return nil, err
 	}
+	p.flushed = p.off
 	return p, nil
 }
 
@@ -230,6 +234,10 @@ func (p *Partial) run(ctx context.Context, r io.Reader, write bool) error {
 				}
 			}
 			p.off += int64(n)
+			if write && p.off-p.flushed >= writebackEvery {
+				startWriteback(p.f, p.flushed, p.off-p.flushed)
+				p.flushed = p.off
+			}
 			pieces <- piece{buf, n}
 		} else {
 			p.pool <- buf

@@ -2,6 +2,8 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +81,7 @@ const (
 	failSlow                    // too slow while another mirror might be faster: the next mirror
 	failMissing                 // 404: this mirror does not have the file
 	failWrong                   // it served something that does not verify: never ask it again in this fetch
+	failAuth                    // TLS authentication failed one way or the other: retrying cannot help
 )
 
 type mirrorError struct {
@@ -139,6 +142,23 @@ func newClient(r *Remote, p Policy) (*http.Client, error) {
 	}, nil
 }
 
+// tlsFailure says, in words a user can act on, why a TLS handshake failed; "" when err is
+// not a TLS authentication failure.
+func tlsFailure(err error) string {
+	var alert tls.AlertError
+	var verr *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &verr), errors.As(err, &unknown), errors.As(err, &host):
+		return "the server's certificate is not trusted for this repository (" + err.Error() + "); check the server CA configured with `fieldflash remote add --server-ca`"
+	case errors.As(err, &alert), strings.Contains(err.Error(), "remote error: tls: "):
+		// A TLS alert from the server (Go reports those as "remote error: tls: ..."):
+		return "the server refused this laptop's TLS handshake (" + err.Error() + "); it probably wants a client certificate: configure it with `fieldflash remote add --client-cert --client-key`"
+	}
+	return ""
+}
+
 type redirectError struct{ msg string }
 
 func (e *redirectError) Error() string { return e.msg }
@@ -188,6 +208,9 @@ func (s *session) open(ctx context.Context, mirror, u string, offset int64, minR
 		var re *redirectError
 		if errors.As(err, &re) {
 			return nil, &mirrorError{mirror, failWrong, re}
+		}
+		if why := tlsFailure(err); why != "" {
+			return nil, &mirrorError{mirror, failAuth, errors.New(why)}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -103,26 +103,33 @@ func (s *session) refresh(ctx context.Context) (*trusted, error) {
 
 // refreshFailure explains why no mirror gave a trusted state.
 func (s *session) refreshFailure(failures []error, now time.Time) error {
-	var wrong, down []string
+	var wrong, down, auth []string
 	expired := false
 	for _, err := range failures {
-		if kindOf(err) == failWrong {
+		switch kindOf(err) {
+		case failWrong:
 			wrong = append(wrong, err.Error())
 			expired = expired || errors.Is(err, &metadata.ErrExpiredMetadata{})
-		} else {
+		case failAuth:
+			auth = append(auth, err.Error())
+		default:
 			down = append(down, err.Error())
 		}
 	}
 	repo := "repository " + s.pinned.Name
-	if len(wrong) == 0 {
-		return &Error{Code: CodeOffline, Thing: repo, Reason: "no mirror could be reached (" + strings.Join(down, "; ") + ")",
+	switch {
+	case len(wrong) == 0 && len(auth) > 0 && len(down) == 0:
+		return &Error{Code: CodeConfig, Thing: repo, Reason: "TLS authentication failed with every mirror (" + strings.Join(auth, "; ") + ")",
+			Next: "ask the vendor for the client certificate and CA this laptop needs"}
+	case len(wrong) == 0:
+		return &Error{Code: CodeOffline, Thing: repo, Reason: "no mirror could be reached (" + strings.Join(append(down, auth...), "; ") + ")",
 			Next: "check the network connection (and proxy settings), then run fetch again; what is already in the cache still works offline"}
 	}
 	next := "nothing was changed on this machine; try again later, and tell the vendor which mirror serves this"
 	if expired {
 		next = fmt.Sprintf("if the system clock (%s) is right, the mirrors serve a stale (frozen) timestamp: tell the vendor; if the clock is wrong, set it and fetch again", day(now))
 	}
-	return &Error{Code: CodeRefused, Thing: repo, Reason: "every mirror that answered served metadata that does not verify (" + strings.Join(append(wrong, down...), "; ") + ")", Next: next}
+	return &Error{Code: CodeRefused, Thing: repo, Reason: "every mirror that answered was refused (" + strings.Join(append(append(wrong, auth...), down...), "; ") + ")", Next: next}
 }
 
 func (s *session) refreshFrom(ctx context.Context, mirror string, saved *verify.Saved, ref time.Time) (*trusted, error) {
@@ -199,6 +206,10 @@ func (s *session) refreshFrom(ctx context.Context, mirror string, saved *verify.
 		t.raw[metadata.TIMESTAMP] = data
 	}
 	ts := t.tm.Timestamp
+	if ts.Signed.IsExpired(ref) {
+		// go-tuf refuses it at the snapshot step; said here, it can be said precisely.
+		return nil, refusal(mirror, "timestamp.json", s.explainTimestamp(t, t.raw[metadata.TIMESTAMP], &metadata.ErrExpiredMetadata{Msg: "timestamp.json is expired"}))
+	}
 	s.emit(Event{Kind: EventMetadata, Mirror: mirror, Message: fmt.Sprintf("timestamp v%d, expires %s", ts.Signed.Version, day(ts.Signed.Expires))})
 
 	// 5.5: snapshot.
@@ -387,7 +398,7 @@ func (s *session) getMetadata(ctx context.Context, mirror, name string, limit in
 	op := func() (result, error) {
 		resp, err := s.open(ctx, mirror, fileURL(mirror, "metadata", name), 0, minRate)
 		if err != nil {
-			if k := kindOf(err); k == failMissing || k == failWrong || ctx.Err() != nil {
+			if kindOf(err) != failDown || ctx.Err() != nil {
 				return result{}, backoff.Permanent(err)
 			}
 			return result{}, err
