@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/fieldflash/fieldflash/app/fetch"
 	"github.com/fieldflash/fieldflash/flasher"
 	"github.com/fieldflash/fieldflash/transports/serial"
 	"github.com/fieldflash/fieldflash/verify"
@@ -81,6 +82,9 @@ func ErrorCode(err error) string {
 	var oe *serial.OpenError
 	if errors.As(err, &oe) {
 		return "port"
+	}
+	if c := fetch.CodeOf(err); c != "" {
+		return string(c)
 	}
 	return "environment"
 }

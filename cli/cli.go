@@ -88,10 +88,10 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "  help       show this list, or `fieldflash help COMMAND`")
-	fmt.Fprintln(w, "  version    print the version")
+	fmt.Fprintln(w, "  help         show this list, or `fieldflash help COMMAND`")
+	fmt.Fprintln(w, "  version      print the version")
 	fmt.Fprintln(w, "\nEvery command takes --help. State lives in $FIELDFLASH_HOME (default: the user config dir).")
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 refused (reason printed), 2 usage, 3 environment, 4 device failed or")
 	fmt.Fprintln(w, "stopped answering (resumable), 5 interrupted (resumable: run the same command again).")

@@ -7,8 +7,9 @@
 // every listed hash matched, so the store never holds an unverified file under a hash
 // name, whatever happens to the process.
 //
-// The cache also keeps every root version of each repository seen online, so that a
-// bundle assembled from it carries the whole root chain (metadata/<repository>/).
+// The cache also keeps every root version seen online, per pinned root (the key the trusted
+// state uses, repository@pin), so that a bundle assembled from it carries the whole root
+// chain (metadata/<repository>@<pin>/).
 package cache
 
 import (

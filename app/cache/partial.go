@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -76,10 +77,11 @@ type Partial struct {
 	ch       hash.Hash // the current chunk's hash so far
 	chPos    int64     // bytes of the current chunk hashed
 
-	// whole hashes every byte of verified chunks, in order, read back from the file: so it
-	// never sees a byte that a bad chunk brought.
+	// whole hashes every byte in order, for the whole-file check at Commit; it goes back to
+	// a chunk's start when that chunk turns out bad (snaps), so no byte of a bad chunk counts.
 	whole    map[string]hash.Hash
-	wholeBuf []byte
+	wholeOff int64 // bytes fed to whole
+	snaps    []wholeState
 
 	pool chan []byte
 }
@@ -125,7 +127,6 @@ func (c *Cache) OpenPartial(e Expect) (*Partial, error) {
 	for range bufCount {
 		p.pool <- make([]byte, bufSize)
 	}
-	p.wholeBuf = make([]byte, bufSize)
 
 	f, err := os.OpenFile(p.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -181,40 +182,49 @@ func (p *Partial) ReadFrom(ctx context.Context, r io.Reader) error {
 }
 
 type piece struct {
-	buf []byte
-	n   int
+	buf  []byte
+	n    int
+	refs *atomic.Int32 // how many hashers still read buf; the last returns it to the pool
 }
 
-// run is the pipeline: this goroutine reads and writes the file, one goroutine hashes
-// chunks, another hashes the verified chunks for the whole-file hashes. The two SHA-256
-// passes run side by side, so a download is not held to one core's hashing speed.
+// run is the pipeline: this goroutine reads and writes the file; one goroutine hashes
+// chunks, another the whole file, from the same buffers, so the two SHA-256 passes run
+// side by side and a download is not held to one core's hashing speed. The whole-file
+// hashes may run ahead of the chunk check: they keep their state at every chunk boundary
+// and go back to the start of a chunk that turns out bad.
 func (p *Partial) run(ctx context.Context, r io.Reader, write bool) error {
 	pieces := make(chan piece, bufCount)
-	verifiedCh := make(chan [2]int64, 64)
+	wholeCh := make(chan piece, bufCount)
 	var bad atomic.Pointer[ChunkError]
 	var wg sync.WaitGroup
+	release := func(pc piece) {
+		if pc.refs.Add(-1) == 0 {
+			p.pool <- pc.buf
+		}
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		defer close(verifiedCh)
 		for pc := range pieces {
 			if bad.Load() == nil {
-				if ce := p.hashChunks(pc.buf[:pc.n], verifiedCh); ce != nil {
+				if ce := p.hashChunks(pc.buf[:pc.n]); ce != nil {
 					bad.Store(ce)
 				}
 			}
-			p.pool <- pc.buf
+			release(pc)
 		}
 	}()
-	var wholeErr error
 	go func() {
 		defer wg.Done()
-		for span := range verifiedCh {
-			if wholeErr == nil {
-				wholeErr = p.hashWhole(span[0], span[1])
-			}
+		for pc := range wholeCh {
+			p.hashWhole(pc.buf[:pc.n])
+			release(pc)
 		}
 	}()
+	hashers := int32(1)
+	if len(p.whole) > 0 {
+		hashers = 2
+	}
 
 	var readErr error
 	for p.off < p.e.Length && bad.Load() == nil {
@@ -238,7 +248,12 @@ func (p *Partial) run(ctx context.Context, r io.Reader, write bool) error {
 				startWriteback(p.f, p.flushed, p.off-p.flushed)
 				p.flushed = p.off
 			}
-			pieces <- piece{buf, n}
+			pc := piece{buf: buf, n: n, refs: new(atomic.Int32)}
+			pc.refs.Store(hashers)
+			pieces <- pc
+			if hashers == 2 {
+				wholeCh <- pc
+			}
 		} else {
 			p.pool <- buf
 		}
@@ -254,27 +269,29 @@ func (p *Partial) run(ctx context.Context, r io.Reader, write bool) error {
 		}
 	}
 	close(pieces)
+	close(wholeCh)
 	wg.Wait()
 
 	if ce := bad.Load(); ce != nil {
-		// Drop the bad chunk and whatever came after it; the chunk hasher starts afresh.
+		// Drop the bad chunk and whatever came after it: the chunk hasher starts afresh and
+		// the whole-file hashes go back to the chunk's start.
 		p.off = ce.Offset
 		p.ch.Reset()
 		p.chPos = 0
+		if err := p.rewindWhole(ce.Offset); err != nil {
+			return err
+		}
 		if err := p.f.Truncate(p.off); err != nil {
 			return err
 		}
 		return ce
-	}
-	if wholeErr != nil {
-		return wholeErr
 	}
 	return readErr
 }
 
 // hashChunks feeds b, which continues the file at p.verified+p.chPos, to the chunk hash,
 // closing each chunk as it fills.
-func (p *Partial) hashChunks(b []byte, verifiedCh chan<- [2]int64) *ChunkError {
+func (p *Partial) hashChunks(b []byte) *ChunkError {
 	for len(b) > 0 {
 		i := int(p.verified / p.chunks.Size)
 		off, n := p.chunks.Span(i, p.e.Length)
@@ -293,28 +310,76 @@ func (p *Partial) hashChunks(b []byte, verifiedCh chan<- [2]int64) *ChunkError {
 		p.verified = off + n
 		p.ch.Reset()
 		p.chPos = 0
-		if len(p.whole) > 0 {
-			verifiedCh <- [2]int64{off, n}
-		}
 	}
 	return nil
 }
 
-// hashWhole reads a verified span back from the file (the page cache, in practice) into
-// the whole-file hashes.
-func (p *Partial) hashWhole(off, n int64) error {
-	for n > 0 {
-		k := min(n, int64(len(p.wholeBuf)))
-		if _, err := p.f.ReadAt(p.wholeBuf[:k], off); err != nil {
-			return fmt.Errorf("reading back %s: %w", p.path, err)
-		}
+// hashWhole feeds b, which continues the file at p.wholeOff, to the whole-file hashes,
+// keeping their state at each chunk boundary it passes.
+func (p *Partial) hashWhole(b []byte) {
+	for len(b) > 0 {
+		next := (p.wholeOff/p.chunks.Size + 1) * p.chunks.Size
+		k := min(int64(len(b)), next-p.wholeOff)
 		for _, h := range p.whole {
-			h.Write(p.wholeBuf[:k])
+			h.Write(b[:k])
 		}
-		off += k
-		n -= k
+		p.wholeOff += k
+		b = b[k:]
+		if p.wholeOff == next {
+			p.snapshot()
+		}
 	}
-	return nil
+}
+
+// maxSnapshots bounds the boundary states kept: the whole-file hashes run at most the
+// buffers in flight ahead of the chunk check, a few chunks at the smallest chunk size.
+const maxSnapshots = bufCount*bufSize/verify.MinChunkSize + 4
+
+// snapshot keeps the whole-file hashes' state at p.wholeOff.
+func (p *Partial) snapshot() {
+	st := wholeState{off: p.wholeOff, state: map[string][]byte{}}
+	for alg, h := range p.whole {
+		b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return // cannot happen for sha256 and sha512; a later rewind then restarts
+		}
+		st.state[alg] = b
+	}
+	p.snaps = append(p.snaps, st)
+	if len(p.snaps) > maxSnapshots {
+		p.snaps = p.snaps[1:]
+	}
+}
+
+// rewindWhole puts the whole-file hashes back to where they were at off, a chunk
+// boundary, dropping what they hashed after it.
+func (p *Partial) rewindWhole(off int64) error {
+	if off == 0 {
+		for _, h := range p.whole {
+			h.Reset()
+		}
+		p.wholeOff, p.snaps = 0, nil
+		return nil
+	}
+	for i := len(p.snaps) - 1; i >= 0; i-- {
+		st := p.snaps[i]
+		if st.off != off {
+			continue
+		}
+		for alg, h := range p.whole {
+			if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.state[alg]); err != nil {
+				return err
+			}
+		}
+		p.wholeOff, p.snaps = off, p.snaps[:i+1]
+		return nil
+	}
+	return fmt.Errorf("internal: no whole-file hash state at byte %d; delete %s and fetch again", off, p.path)
+}
+
+type wholeState struct {
+	off   int64
+	state map[string][]byte
 }
 
 // HashError says that a complete target's whole-file hash differs from the signed one
@@ -368,9 +433,7 @@ func (p *Partial) restart() {
 	p.f.Truncate(0)
 	p.off, p.verified, p.chPos = 0, 0, 0
 	p.ch.Reset()
-	for _, h := range p.whole {
-		h.Reset()
-	}
+	p.rewindWhole(0)
 }
 
 // Close releases the partial file, keeping its bytes for the next run.

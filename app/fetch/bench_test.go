@@ -18,8 +18,8 @@ import (
 	"github.com/fieldflash/fieldflash/verify/release"
 )
 
-// TestFetchThroughputAgainstCurl fetches a 256 MiB target from a loopback server, in a
-// process of its own (so its peak RSS is its own), interleaved with `curl -o` of the same
+// TestFetchThroughputAgainstCurl runs `fieldflash fetch` (the real binary, as its own
+// process) of a 256 MiB target from a loopback server, interleaved with `curl -o` of the same
 // file from the same server: curl is the floor of what this machine's loopback, disk and
 // page cache allow. It prints medians of 5 runs, the throughput ratio (goal: at least 0.9
 // of curl's) and the fetch's peak RSS (goal: under 64 MiB). The fetch checks every 1 MiB
@@ -54,17 +54,36 @@ func TestFetchThroughputAgainstCurl(t *testing.T) {
 	os.Remove(big)
 	srv := httptest.NewServer(http.FileServer(http.Dir(v.repo.Dir)))
 	defer srv.Close()
-	l := newLaptop(t, v, srv.URL)
-	out := filepath.Join(t.TempDir(), "curl.out")
+	// The real fieldflash binary, set up as a technician would.
+	dir := t.TempDir()
+	cli := filepath.Join(dir, "fieldflash")
+	build := exec.Command("go", "build", "-o", cli, "../..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building fieldflash: %v\n%s", err, b)
+	}
+	home := filepath.Join(dir, "home")
+	ff := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(cli, args...)
+		cmd.Env = append(os.Environ(), "FIELDFLASH_HOME="+home)
+		return cmd
+	}
+	rootFile := filepath.Join(dir, "root.json")
+	os.WriteFile(rootFile, v.rootJSON(), 0o644)
+	for _, args := range [][]string{{"trust", "add", rootFile, "--name", "acme", "--yes"}, {"remote", "add", "acme", srv.URL}} {
+		if b, err := ff(args...).CombinedOutput(); err != nil {
+			t.Fatalf("fieldflash %v: %v\n%s", args, err, b)
+		}
+	}
+	out := filepath.Join(dir, "curl.out")
 
 	fetchRun := func() (time.Duration, int64) {
-		os.RemoveAll(filepath.Join(l.home, "cache", "targets"))
-		os.RemoveAll(filepath.Join(l.home, "cache", "partial"))
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "FIELDFLASH_FETCH_HELPER=1", "FIELDFLASH_HOME="+l.home, "FIELDFLASH_HARDWARE=acme-gw-r2")
+		os.RemoveAll(filepath.Join(home, "cache", "targets"))
+		os.RemoveAll(filepath.Join(home, "cache", "partial"))
+		cmd := ff("fetch", "--hardware", "acme-gw-r2")
 		start := time.Now()
 		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("fetch: %v\n%s", err, b)
+			t.Fatalf("fieldflash fetch: %v\n%s", err, b)
 		}
 		return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
 	}
@@ -76,20 +95,33 @@ func TestFetchThroughputAgainstCurl(t *testing.T) {
 		}
 		return time.Since(start)
 	}
+	// curl, then `sync FILE` (fsync): the floor for a download that must survive a power
+	// cut, as the cache's must before a file goes under its hash name.
+	curlSyncRun := func() time.Duration {
+		start := time.Now()
+		curlRun()
+		if b, err := exec.Command("sync", out).CombinedOutput(); err != nil {
+			t.Fatalf("sync: %v %s", err, b)
+		}
+		return time.Since(start)
+	}
 	fetchRun() // metadata fetched once, so the runs measure the download
-	var tf, tc []time.Duration
+	var tf, tc, ts []time.Duration
 	var rss int64
 	for range 5 {
 		tc = append(tc, curlRun())
 		d, r := fetchRun()
 		tf = append(tf, d)
 		rss = max(rss, r)
+		ts = append(ts, curlSyncRun())
 	}
-	mf, mc := median(tf), median(tc)
+	mf, mc, ms := median(tf), median(tc), median(ts)
 	ratio := mc.Seconds() / mf.Seconds()
 	fmt.Printf("BENCH fetch_256mib_median %.3f s\n", mf.Seconds())
 	fmt.Printf("BENCH curl_256mib_median %.3f s\n", mc.Seconds())
 	fmt.Printf("BENCH fetch_vs_curl_throughput %.3f x\n", ratio)
+	fmt.Printf("BENCH curl_fsync_256mib_median %.3f s\n", ms.Seconds())
+	fmt.Printf("BENCH fetch_vs_curl_fsync_throughput %.3f x\n", ms.Seconds()/mf.Seconds())
 	fmt.Printf("BENCH fetch_peak_rss_256mib %.1f MiB\n", float64(rss)/(1<<20))
 	if rss > 64<<20 {
 		t.Errorf("peak RSS %d bytes fetching 256 MiB; want under 64 MiB", rss)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/fieldflash/fieldflash/app"
 	"github.com/fieldflash/fieldflash/verify"
 	"github.com/fieldflash/fieldflash/verify/release"
 )
@@ -196,12 +195,14 @@ func (c *countingWriter) Flush() {
 	}
 }
 
-// laptop is a technician's machine: its own $FIELDFLASH_HOME, the vendor's root pinned.
+// laptop is a technician's machine: its own $FIELDFLASH_HOME with the vendor's root
+// pinned. Its trusted state is a verify.MemoryState: package app's DiskState sits above
+// this package (app imports fetch), and verify's own tests cover both.
 type laptop struct {
 	t      testing.TB
 	home   string
 	roots  []verify.PinnedRoot
-	state  *app.DiskState
+	state  *verify.MemoryState
 	now    func() time.Time
 	events []Event
 	mu     sync.Mutex
@@ -209,20 +210,8 @@ type laptop struct {
 
 func newLaptop(t testing.TB, v *vendor, mirrors ...string) *laptop {
 	t.Helper()
-	l := &laptop{t: t, home: t.TempDir(), now: time.Now}
-	store, err := app.OpenTrustStore(l.home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Add("acme", v.rootJSON()); err != nil {
-		t.Fatal(err)
-	}
-	if l.roots, err = store.Roots(); err != nil {
-		t.Fatal(err)
-	}
-	if l.state, err = app.NewDiskState(l.home); err != nil {
-		t.Fatal(err)
-	}
+	l := &laptop{t: t, home: t.TempDir(), now: time.Now, state: verify.NewMemoryState()}
+	l.roots = []verify.PinnedRoot{{Name: "acme", Root: v.rootJSON()}}
 	if len(mirrors) > 0 {
 		l.setMirrors(mirrors...)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldflash/fieldflash/app"
+	"github.com/fieldflash/fieldflash/verify"
 )
 
 // TestMain lets this test binary play a fetch in a process of its own, so a test can kill
@@ -27,19 +27,27 @@ func TestMain(m *testing.M) {
 
 func helperFetch() int {
 	home := os.Getenv("FIELDFLASH_HOME")
-	store, err := app.OpenTrustStore(home)
+	root, err := os.ReadFile(os.Getenv("FIELDFLASH_ROOT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
-	roots, _ := store.Roots()
-	state, _ := app.NewDiskState(home)
-	_, err = Fetch(context.Background(), Options{Home: home, Roots: roots, State: state, Hardware: []string{os.Getenv("FIELDFLASH_HARDWARE")}, Policy: testPolicy})
+	roots := []verify.PinnedRoot{{Name: "acme", Root: root}}
+	_, err = Fetch(context.Background(), Options{Home: home, Roots: roots, State: verify.NewMemoryState(), Hardware: []string{os.Getenv("FIELDFLASH_HARDWARE")}, Policy: testPolicy})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// helperEnv is the environment of a helper fetch for laptop l.
+func helperEnv(t testing.TB, l *laptop) []string {
+	root := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(root, l.roots[0].Root, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return append(os.Environ(), "FIELDFLASH_FETCH_HELPER=1", "FIELDFLASH_HOME="+l.home, "FIELDFLASH_ROOT="+root, "FIELDFLASH_HARDWARE=acme-gw-r2")
 }
 
 // checkCacheHoldsOnlyVerified fails when any file under a hash name does not hash to it.
@@ -69,7 +77,7 @@ func TestAKill9MidDownloadResumesOnTheNextRunAndNeverLeavesAnUnverifiedFile(t *t
 	l := newLaptop(t, v, m.URL)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "FIELDFLASH_FETCH_HELPER=1", "FIELDFLASH_HOME="+l.home, "FIELDFLASH_HARDWARE=acme-gw-r2")
+	cmd.Env = helperEnv(t, l)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

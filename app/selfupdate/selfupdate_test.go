@@ -16,9 +16,8 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/fieldflash/fieldflash/app"
-	"github.com/fieldflash/fieldflash/flasher"
 	"github.com/fieldflash/fieldflash/app/fetch"
+	"github.com/fieldflash/fieldflash/flasher"
 	"github.com/fieldflash/fieldflash/verify"
 	"github.com/fieldflash/fieldflash/verify/release"
 )
@@ -46,7 +45,9 @@ func newVendor(t *testing.T) *vendor {
 	for _, r := range []string{"root", "targets", "snapshot", "timestamp"} {
 		v.keys[r] = key(t, r)
 	}
-	rk := func(r string) release.RoleKeys { return release.RoleKeys{Keys: []*metadata.Key{v.keys[r].Public()}, Threshold: 1} }
+	rk := func(r string) release.RoleKeys {
+		return release.RoleKeys{Keys: []*metadata.Key{v.keys[r].Public()}, Threshold: 1}
+	}
 	repo, err := release.Init(filepath.Join(t.TempDir(), "acme"), release.InitOptions{Name: "acme", Root: rk("root"), Targets: rk("targets"), Snapshot: rk("snapshot"), Timestamp: rk("timestamp")})
 	if err != nil {
 		t.Fatal(err)
@@ -88,19 +89,14 @@ func (v *vendor) bundle() string {
 // machine is a laptop with the vendor's root pinned and an installed fieldflash.
 func machine(t *testing.T, v *vendor, current Build) (Options, string) {
 	home := t.TempDir()
-	store, err := app.OpenTrustStore(home)
-	if err != nil {
-		t.Fatal(err)
-	}
 	root, err := os.ReadFile(filepath.Join(v.repo.Dir, "metadata", "1.root.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Add("acme", root); err != nil {
-		t.Fatal(err)
-	}
-	roots, _ := store.Roots()
-	state, _ := app.NewDiskState(home)
+	// package app (its DiskState and trust store) sits above this one; verify's
+	// MemoryState holds the same Saved metadata.
+	roots := []verify.PinnedRoot{{Name: "acme", Root: root}}
+	state := verify.NewMemoryState()
 	exe := filepath.Join(t.TempDir(), "bin", "fieldflash")
 	os.MkdirAll(filepath.Dir(exe), 0o755)
 	if err := os.WriteFile(exe, []byte("fieldflash "+current.Version), 0o755); err != nil {
