@@ -33,7 +33,10 @@ type trusted struct {
 	ref      time.Time         // the reference time for expiry
 }
 
-// guard runs a go-tuf call, turning a panic on hostile input into an error.
+// guard runs a go-tuf call, turning a panic on hostile input into an error. Every file a
+// mirror serves is first read with verify's hardened readers (verify.ParseRoot, ...), which
+// bound signatures and keys before go-tuf's quadratic checks and refuse what verify would
+// refuse in a bundle (key ids that are not their keys', null entries).
 func guard(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -173,6 +176,9 @@ func (s *session) refreshFrom(ctx context.Context, mirror string, saved *verify.
 		if err != nil {
 			return nil, err
 		}
+		if _, err := verify.ParseRoot(data, name); err != nil {
+			return nil, refusal(mirror, name, err)
+		}
 		if err := guard(func() error { _, err := t.tm.UpdateRoot(data); return err }); err != nil {
 			return nil, refusal(mirror, name, err)
 		}
@@ -194,6 +200,9 @@ func (s *session) refreshFrom(ctx context.Context, mirror string, saved *verify.
 	}
 	if d, err := http.ParseTime(hdr.Get("Date")); err == nil {
 		t.date = d
+	}
+	if _, err := verify.ParseTimestamp(data, "timestamp.json"); err != nil {
+		return nil, refusal(mirror, "timestamp.json", err)
 	}
 	err = guard(func() error { _, err := t.tm.UpdateTimestamp(data); return err })
 	switch {
@@ -229,6 +238,9 @@ func (s *session) refreshFrom(ctx context.Context, mirror string, saved *verify.
 		data, _, err := s.getMetadata(ctx, mirror, name, metaLimit(snapMeta.Length, p.SnapshotMaxLength))
 		if err != nil {
 			return nil, missingIsWrong(err, mirror, name)
+		}
+		if _, err := verify.ParseSnapshot(data, name); err != nil {
+			return nil, refusal(mirror, name, err)
 		}
 		if err := guard(func() error { _, err := t.tm.UpdateSnapshot(data, false); return err }); err != nil {
 			return nil, refusal(mirror, name, err)
@@ -336,6 +348,9 @@ func (s *session) loadRole(ctx context.Context, t *trusted, role, parent string,
 	data, _, err := s.getMetadata(ctx, t.mirror, name, metaLimit(meta.Length, s.policy.TargetsMaxLength))
 	if err != nil {
 		return missingIsWrong(err, t.mirror, name)
+	}
+	if _, err := verify.ParseTargets(data, name); err != nil {
+		return refusal(t.mirror, name, err)
 	}
 	if err := guard(func() error { _, err := t.tm.UpdateDelegatedTargets(data, role, parent); return err }); err != nil {
 		return refusal(t.mirror, name, err)
