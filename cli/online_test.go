@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The vendor's side of these tests is the real fieldflash-release binary, run as a release
@@ -273,5 +276,85 @@ func TestTextFromARepositoryCannotDriveTheTerminal(t *testing.T) {
 	got := outside("notes\x1b[2J\x07 \u202eevil\u202c\r\nnext line\ttab")
 	if strings.ContainsAny(got, "\x1b\x07\u202e\u202c\r") || !strings.Contains(got, `\u001b[2J`) || !strings.Contains(got, "\nnext line\ttab") {
 		t.Fatalf("outside() = %q; want escape, bell, bidi and CR shown as escapes, newlines and tabs kept", got)
+	}
+}
+
+// drip serves the repository, sending target files slowly (64 KiB every 20 ms), so an
+// interruption lands in the middle of a download.
+func drip(dir string) http.Handler {
+	files := http.FileServer(http.Dir(dir))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/targets/") {
+			files.ServeHTTP(w, r)
+			return
+		}
+		files.ServeHTTP(&slowWriter{ResponseWriter: w, ctx: r}, r)
+	})
+}
+
+type slowWriter struct {
+	http.ResponseWriter
+	ctx *http.Request
+}
+
+func (s *slowWriter) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		k := min(len(b), 64<<10)
+		m, err := s.ResponseWriter.Write(b[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		s.ResponseWriter.(http.Flusher).Flush()
+		b = b[k:]
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-s.ctx.Context().Done():
+			return n, s.ctx.Context().Err()
+		}
+	}
+	return n, nil
+}
+
+func TestCtrlCInTheMiddleOfAFetchThenTheSameCommandResumes(t *testing.T) {
+	d := newDesk(t)
+	d.add("acme-gw/app-1.1.0.bin", writeBytes(t, 4<<20, 3), "--hardware", "acme-gw-r2", "--version", "1.1.0", "--counter", "2", "--component", "app")
+	d.publish()
+	srv := httptest.NewServer(drip(d.repo))
+	defer srv.Close()
+	home := technician(t, d, srv.URL)
+
+	cmd := exec.Command(binary, "fetch", "--hardware", "acme-gw-r2", "--json")
+	cmd.Env = append(os.Environ(), "FIELDFLASH_HOME="+home)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	signalled := false
+	for sc.Scan() {
+		var ev struct {
+			Kind  string `json:"kind"`
+			Bytes int64  `json:"bytes"`
+		}
+		json.Unmarshal(sc.Bytes(), &ev)
+		if !signalled && ev.Kind == "progress" && ev.Bytes >= 1<<20 {
+			cmd.Process.Signal(syscall.SIGINT)
+			signalled = true
+		}
+	}
+	cmd.Wait()
+	if !signalled || cmd.ProcessState.ExitCode() != exitCanceled {
+		t.Fatalf("interrupted fetch: signalled %v, exit %d; want 5", signalled, cmd.ProcessState.ExitCode())
+	}
+	partials, _ := filepath.Glob(filepath.Join(home, "cache", "partial", "*"))
+	cached, _ := filepath.Glob(filepath.Join(home, "cache", "targets", "*"))
+	if len(partials) != 1 || len(cached) != 0 {
+		t.Fatalf("after Ctrl-C: partial %v, cached %v; want the download kept aside, nothing under a hash name", partials, cached)
+	}
+	r := fieldflash(t, home, "", "fetch", "--hardware", "acme-gw-r2")
+	if r.code != exitOK || !strings.Contains(r.stdout, "resuming at") {
+		t.Fatalf("second run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
