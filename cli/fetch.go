@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"unicode"
 
 	"github.com/fieldflash/fieldflash/app"
 	"github.com/fieldflash/fieldflash/cli/progress"
@@ -67,7 +66,7 @@ func cmdFetch(e *env, args []string) int {
 		printFetch(e, res, len(hardware) > 0)
 	}
 	if err != nil {
-		fmt.Fprintln(e.stderr, "✘", outside(err.Error()))
+		fmt.Fprintln(e.stderr, "✘", app.Text(err.Error()))
 		return int(app.OnlineStatus(err))
 	}
 	return exitOK
@@ -106,26 +105,26 @@ func (o *fetchOutput) event(ev app.FetchEvent) {
 		writeJSONLine(o.e.stdout, ev)
 		return
 	}
-	msg := outside(ev.Message)
+	msg := app.Text(ev.Message)
 	ee := app.EngineEvent{Time: ev.Time, Step: "fetch", Bytes: ev.Bytes, Total: ev.Total, Rate: ev.Rate, ETA: ev.ETA}
 	switch ev.Kind {
 	case app.FetchMirror:
-		ee.Kind, ee.Message = app.KindStepStart, msg+" from "+outside(ev.Mirror)
+		ee.Kind, ee.Message = app.KindStepStart, msg+" from "+app.Text(ev.Mirror)
 	case app.FetchMetadata:
 		ee.Kind, ee.Message = app.KindStepDone, "trusted "+msg
 	case app.FetchStart:
-		ee.Step, ee.Kind, ee.Message = "download", app.KindStepStart, outside(ev.Target)
+		ee.Step, ee.Kind, ee.Message = "download", app.KindStepStart, app.Text(ev.Target)
 		if ev.Bytes > 0 {
 			ee.Message += fmt.Sprintf(" (resuming at %s of %s)", progress.Bytes(ev.Bytes), progress.Bytes(ev.Total))
 		}
 	case app.FetchProgress:
 		ee.Step, ee.Kind = "download", app.KindProgress
 	case app.FetchDone:
-		ee.Step, ee.Kind, ee.Message = "download", app.KindStepDone, outside(ev.Target)+" verified and cached"
+		ee.Step, ee.Kind, ee.Message = "download", app.KindStepDone, app.Text(ev.Target)+" verified and cached"
 	case app.FetchRetry:
-		ee.Kind, ee.Message = app.KindRetry, outside(ev.Mirror)+": "+msg
+		ee.Kind, ee.Message = app.KindRetry, app.Text(ev.Mirror)+": "+msg
 	case app.FetchDropped:
-		ee.Kind, ee.Message = app.KindRetry, "leaving "+outside(ev.Mirror)+": "+msg
+		ee.Kind, ee.Message = app.KindRetry, "leaving "+app.Text(ev.Mirror)+": "+msg
 	case app.FetchWarning:
 		ee.Kind, ee.Message = app.KindHint, "⚠ "+msg
 	default:
@@ -137,12 +136,12 @@ func (o *fetchOutput) event(ev app.FetchEvent) {
 func printFetch(e *env, r *app.FetchResult, downloaded bool) {
 	w := e.stdout
 	fmt.Fprintf(w, "✔ %s: metadata from %s is trusted (root v%d, timestamp v%d expires %s, targets v%d)\n",
-		outside(r.Repository), outside(r.Mirror), r.RootVersion, r.TimestampVersion, r.Expires.UTC().Format("2006-01-02 15:04 MST"), r.TargetsVersion)
+		app.Text(r.Repository), app.Text(r.Mirror), r.RootVersion, r.TimestampVersion, r.Expires.UTC().Format("2006-01-02 15:04 MST"), r.TargetsVersion)
 	for _, warn := range r.Warnings {
-		fmt.Fprintf(w, "  ⚠ %s\n", outside(warn))
+		fmt.Fprintf(w, "  ⚠ %s\n", app.Text(warn))
 	}
 	for m, why := range r.Dropped {
-		fmt.Fprintf(w, "  ⚠ mirror %s was left: %s\n", outside(m), outside(why))
+		fmt.Fprintf(w, "  ⚠ mirror %s was left: %s\n", app.Text(m), app.Text(why))
 	}
 	if downloaded {
 		var got int64
@@ -155,16 +154,16 @@ func printFetch(e *env, r *app.FetchResult, downloaded bool) {
 			if t.Downloaded > 0 {
 				how = "downloaded"
 			}
-			fmt.Fprintf(w, "    %-40s %s %s, counter %d, %s, %s\n", outside(t.Path), outside(t.Meta.Component), outside(t.Meta.Version), t.Meta.ReleaseCounter, progress.Bytes(t.Length), how)
+			fmt.Fprintf(w, "    %-40s %s %s, counter %d, %s, %s\n", app.Text(t.Path), app.Text(t.Meta.Component), app.Text(t.Meta.Version), t.Meta.ReleaseCounter, progress.Bytes(t.Length), how)
 		}
 		if len(r.Targets) > 0 {
-			fmt.Fprintf(w, "  next: `fieldflash bundle --repository %s --hardware %s` makes a bundle for offline use\n", outside(r.Repository), outside(firstHardware(r)))
+			fmt.Fprintf(w, "  next: `fieldflash bundle --repository %s --hardware %s` makes a bundle for offline use\n", app.Text(r.Repository), app.Text(firstHardware(r)))
 		}
 		return
 	}
-	fmt.Fprintf(w, "  %s on offer, for hardware %s\n", plural(len(r.Available), "release"), outside(strings.Join(r.HardwareIDs, ", ")))
+	fmt.Fprintf(w, "  %s on offer, for hardware %s\n", plural(len(r.Available), "release"), app.Text(strings.Join(r.HardwareIDs, ", ")))
 	for _, rel := range r.Available {
-		fmt.Fprintf(w, "    %-40s %s %s for %s, %s\n", outside(rel.Path), outside(rel.Meta.Component), outside(rel.Meta.Version), outside(strings.Join(rel.Meta.HardwareIDs, ", ")), progress.Bytes(rel.Length))
+		fmt.Fprintf(w, "    %-40s %s %s for %s, %s\n", app.Text(rel.Path), app.Text(rel.Meta.Component), app.Text(rel.Meta.Version), app.Text(strings.Join(rel.Meta.HardwareIDs, ", ")), progress.Bytes(rel.Length))
 	}
 	fmt.Fprintln(w, "  next: `fieldflash fetch --hardware ID` downloads the newest for a device")
 }
@@ -176,24 +175,6 @@ func firstHardware(r *app.FetchResult) string {
 		}
 	}
 	return "ID"
-}
-
-// outside makes text that came from a repository or a server (release notes, paths,
-// error texts) safe for a terminal: control characters, escape sequences and bidi
-// overrides are shown as \u escapes instead of acting on the terminal.
-func outside(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\t':
-			b.WriteRune(r)
-		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r), r == '\u2028', r == '\u2029', r == unicode.ReplacementChar:
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 const bundleHelp = `
@@ -233,12 +214,12 @@ func cmdBundle(e *env, args []string) int {
 		return int(app.OnlineStatus(err))
 	}
 	if err != nil {
-		fmt.Fprintln(e.stderr, "✘", outside(err.Error()))
+		fmt.Fprintln(e.stderr, "✘", app.Text(err.Error()))
 		return int(app.OnlineStatus(err))
 	}
-	fmt.Fprintf(e.stdout, "✔ %s written (%s) and verified: repository %s, root v%d\n", b.File, progress.Bytes(b.Size), outside(b.Verified.Repository), b.Verified.RootVersion)
+	fmt.Fprintf(e.stdout, "✔ %s written (%s) and verified: repository %s, root v%d\n", b.File, progress.Bytes(b.Size), app.Text(b.Verified.Repository), b.Verified.RootVersion)
 	for _, t := range b.Targets {
-		fmt.Fprintf(e.stdout, "    %-40s %s %s, counter %d, %s\n", outside(t.Path), outside(t.Meta.Component), outside(t.Meta.Version), t.Meta.ReleaseCounter, progress.Bytes(t.Length))
+		fmt.Fprintf(e.stdout, "    %-40s %s %s, counter %d, %s\n", app.Text(t.Path), app.Text(t.Meta.Component), app.Text(t.Meta.Version), t.Meta.ReleaseCounter, progress.Bytes(t.Length))
 	}
 	fmt.Fprintf(e.stdout, "  digest %s\n", b.Verified.Digest)
 	return exitOK

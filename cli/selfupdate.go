@@ -66,7 +66,7 @@ func cmdSelfUpdate(e *env, args []string) int {
 			addError(doc, err)
 			writeJSON(e.stdout, doc)
 		} else {
-			fmt.Fprintln(e.stderr, "✘", outside(err.Error()))
+			fmt.Fprintln(e.stderr, "✘", app.Text(err.Error()))
 		}
 		return int(app.OnlineStatus(err))
 	}
@@ -120,7 +120,7 @@ func cmdSelfUpdate(e *env, args []string) int {
 		}
 		return exitOK
 	}
-	if !*yes && !confirm(e, fmt.Sprintf("Install fieldflash %s now? The running %s is kept for `fieldflash self-update --rollback`.", outside(offer.Version()), Version)) {
+	if !*yes && !confirm(e, fmt.Sprintf("Install fieldflash %s now? The running %s is kept for `fieldflash self-update --rollback`.", app.Text(offer.Version()), Version)) {
 		fmt.Fprintln(e.stderr, "not installed: not confirmed (pass --yes in scripts)")
 		return exitRefused
 	}
@@ -138,22 +138,22 @@ func cmdSelfUpdate(e *env, args []string) int {
 
 func printOffer(e *env, o *app.UpdateOffer) {
 	t := o.Target
-	fmt.Fprintf(e.stdout, "fieldflash %s (release counter %d, %s) for %s, from %s\n", outside(t.Meta.Version), t.Meta.ReleaseCounter,
-		progress.Bytes(t.Length), app.Platform(), outside(o.Bundle))
+	fmt.Fprintf(e.stdout, "fieldflash %s (release counter %d, %s) for %s, from %s\n", app.Text(t.Meta.Version), t.Meta.ReleaseCounter,
+		progress.Bytes(t.Length), app.Platform(), app.Text(o.Bundle))
 	fmt.Fprintf(e.stdout, "  running %s (release counter %d)\n", Version, o.Current.Counter)
 	if notes := strings.TrimSpace(t.Meta.ReleaseNotes); notes != "" {
 		fmt.Fprintln(e.stdout, "  release notes:")
-		for _, line := range strings.Split(outside(notes), "\n") {
-			fmt.Fprintf(e.stdout, "    %s\n", line)
+		for _, line := range strings.Split(notes, "\n") {
+			app.Fprintf(e.stdout, "    %s\n", line)
 		}
 	}
 	if len(t.Meta.Advisories) > 0 {
-		fmt.Fprintf(e.stdout, "  fixes advisories %s\n", outside(strings.Join(t.Meta.Advisories, ", ")))
+		fmt.Fprintf(e.stdout, "  fixes advisories %s\n", app.Text(strings.Join(t.Meta.Advisories, ", ")))
 	}
 	if o.Newer {
 		fmt.Fprintln(e.stdout, "  a newer build: it verified against the vendor's pinned root")
 	} else {
-		fmt.Fprintf(e.stdout, "  not installed: %s\n", outside(o.Why))
+		fmt.Fprintf(e.stdout, "  not installed: %s\n", app.Text(o.Why))
 	}
 }
 
