@@ -68,7 +68,7 @@ func devicesScreen(sh *Shell) fyne.CanvasObject {
 
 func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
 	port := r.Port.Path
-	check := widget.NewCheck(r.Name(), func(b bool) { st.Toggle(port, b) })
+	check := widget.NewCheck(safe(r.Name()), func(b bool) { st.Toggle(port, b) })
 	check.SetChecked(on)
 	var facts []string
 	facts = append(facts, port)
@@ -111,9 +111,9 @@ func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
 		fit = "✘ the bundle does not fit: " + f.Reason
 	}
 	ask := newButton("Ask again", theme.ViewRefreshIcon(), func() { st.Probe(port) })
-	info := container.NewVBox(check, wrapLabel(strings.Join(facts, " · ")), wrapLabel(what))
+	info := container.NewVBox(check, wrapLabel(safe(strings.Join(facts, " · "))), wrapLabel(safe(what)))
 	if fit != "" {
-		info.Add(wrapLabel(fit))
+		info.Add(wrapLabel(safe(fit)))
 	}
 	return container.NewBorder(nil, nil, nil, ask, info)
 }

@@ -61,5 +61,5 @@ func historyRow(e app.JournalEntry) fyne.CanvasObject {
 	default:
 		what = fmt.Sprintf("%s: stopped at %s with %s acknowledged; the same update resumes there", e.Target, e.Step, app.Bytes(e.Acked))
 	}
-	return container.NewVBox(boldLabel(head), wrapLabel(what), wrapLabel(fmt.Sprintf("bundle %s · %s · %d run(s)", e.Bundle, e.Protocol, e.Runs)))
+	return container.NewVBox(boldLabel(safe(head)), wrapLabel(safe(what)), wrapLabel(safe(fmt.Sprintf("bundle %s · %s · %d run(s)", e.Bundle, e.Protocol, e.Runs))))
 }

@@ -107,7 +107,7 @@ func (r *recovery) goTo(page int) {
 		r.watch()
 	case 2:
 		head(3, "The device answers")
-		objs = append(objs, wrapLabel(app.DescribeIdentity(r.rec.Identity, r.rec.Port)), wrapLabel(r.rec.Text))
+		objs = append(objs, wrapLabel(safe(app.DescribeIdentity(r.rec.Identity, r.rec.Port))), wrapLabel(safe(r.rec.Text)))
 		v := st.Verified()
 		if v == nil {
 			objs = append(objs, wrapLabel("Open the bundle with the firmware for it (Bundle screen), then press Next."),
@@ -150,7 +150,7 @@ func (r *recovery) goTo(page int) {
 	case 4:
 		j := r.batch.Jobs[0]
 		objs = append(objs, bigText("The device is back", colorOf(theme.ColorNameSuccess), 1.8),
-			wrapLabel(j.Explain.Headline+". "+j.Explain.Safety),
+			wrapLabel(safe(j.Explain.Headline+". "+j.Explain.Safety)),
 			newPrimary("Done", theme.ConfirmIcon(), func() { r.rec, r.batch, r.hardware = nil, nil, ""; r.goTo(0) }))
 	}
 	r.body.Objects = objs

@@ -37,7 +37,7 @@ func settingsScreen(sh *Shell) fyne.CanvasObject {
 		roots.Objects = rootRows(sh, drawRoots)
 		roots.Refresh()
 	}
-	drawRoots()
+	st.TrustRev.AddListener(bindingListener(drawRoots))
 	importRoot := newButton("Import a trust root…", theme.ContentAddIcon(), func() { sh.importRootDialog(drawRoots) })
 
 	set := st.Settings
@@ -136,7 +136,7 @@ func rootRows(sh *Shell, redraw func()) []fyne.CanvasObject {
 		for _, k := range r.Keys {
 			keys = append(keys, short(k.Fingerprint, 16)+" ("+k.Type+")")
 		}
-		row := container.NewVBox(boldLabel(line), wrapLabel("Keys: "+strings.Join(keys, ", ")))
+		row := container.NewVBox(boldLabel(safe(line)), wrapLabel("Keys: "+safe(strings.Join(keys, ", "))))
 		if r.Source == app.SourceUser || r.Source == "" {
 			name := r.Name
 			rm := newButton("Remove", theme.DeleteIcon(), func() {
@@ -196,7 +196,7 @@ func (sh *Shell) confirmRoot(path string, data []byte, done func()) {
 	}
 	sum.Name = app.SafeRootName(sum.Name)
 	lines := []fyne.CanvasObject{
-		wrapLabel(fmt.Sprintf("%s, root v%d, expires %s", sum.Name, sum.Version, sum.Expires.Local().Format("2006-01-02"))),
+		wrapLabel(safe(fmt.Sprintf("%s, root v%d, expires %s", sum.Name, sum.Version, sum.Expires.Local().Format("2006-01-02")))),
 		wrapLabel("Pin it only if these fingerprints match what the vendor published:"),
 	}
 	for _, k := range sum.Keys {

@@ -79,9 +79,9 @@ func simpleScreen(sh *Shell) fyne.CanvasObject {
 			if errors.As(b.Err, &ve) {
 				why = ve.Reason
 			}
-			bundle.SetText("This file is not a genuine update, so it will not be installed: " + why + ". Ask for a new copy.")
+			bundle.SetText("This file is not a genuine update, so it will not be installed: " + safe(why) + ". Ask for a new copy.")
 		default:
-			bundle.SetText("✔ A genuine update from " + b.Verified.Repository + ".")
+			bundle.SetText("✔ A genuine update from " + safe(b.Verified.Repository) + ".")
 		}
 		d := st.simpleDevice()
 		switch {
@@ -92,7 +92,7 @@ func simpleScreen(sh *Shell) fyne.CanvasObject {
 		case d.Fit != nil && d.Fit.OK:
 			device.SetText("✔ Found your device. It will go from " + d.Fit.Running + " to " + d.Fit.Version + ".")
 		case d.Fit != nil:
-			device.SetText("This update is not for your device: " + d.Fit.Reason)
+			device.SetText("This update is not for your device: " + safe(d.Fit.Reason))
 		default:
 			device.SetText("Found a device; waiting for the update file.")
 		}

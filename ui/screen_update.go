@@ -72,11 +72,11 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 		case v == nil:
 			setText(what, "Open a trusted bundle first (Bundle screen, Ctrl+O).")
 		case len(ports) == 0 && st.current() > 0:
-			setText(what, fmt.Sprintf("Bundle %s %s is open. Every device it fits runs it already (%d).", v.Repository, versions(v), st.current()))
+			setText(what, safe(fmt.Sprintf("Bundle %s %s is open. Every device it fits runs it already (%d).", v.Repository, versions(v), st.current())))
 		case len(ports) == 0:
-			setText(what, fmt.Sprintf("Bundle %s %s is open. No device to update: connect one the bundle fits, or pick one on the Devices screen.", v.Repository, versions(v)))
+			setText(what, safe(fmt.Sprintf("Bundle %s %s is open. No device to update: connect one the bundle fits, or pick one on the Devices screen.", v.Repository, versions(v))))
 		default:
-			setText(what, fmt.Sprintf("Bundle %s %s for %d device(s): %s", v.Repository, versions(v), len(ports), names(st, ports)))
+			setText(what, safe(fmt.Sprintf("Bundle %s %s for %d device(s): %s", v.Repository, versions(v), len(ports), names(st, ports))))
 		}
 		running := b != nil && b.Running()
 		if v == nil || len(ports) == 0 || running {
@@ -224,7 +224,7 @@ func newJobView(sh *Shell, j *Job) *jobView {
 
 func (jv *jobView) refresh() {
 	j := jv.j
-	setText(jv.title, fmt.Sprintf("%s on %s", j.Name, j.Port))
+	setText(jv.title, safe(fmt.Sprintf("%s on %s", j.Name, j.Port)))
 	cur := -1
 	for i, s := range stepList {
 		if s.Step == j.Step {
@@ -264,7 +264,7 @@ func (jv *jobView) refresh() {
 	} else {
 		jv.waiting.Hide()
 	}
-	setText(jv.line, j.Line)
+	setText(jv.line, safe(j.Line))
 	show := func(w fyne.CanvasObject, on bool) {
 		if on {
 			w.Show()
@@ -281,13 +281,13 @@ func (jv *jobView) refresh() {
 		if j.Result.Status != app.StatusOK {
 			mark = "✘ "
 		}
-		jv.result.SetText(mark + ex.Headline)
+		jv.result.SetText(mark + safe(ex.Headline))
 		if ex.Safe {
-			jv.safety.SetText("Device safe: " + ex.Safety)
+			jv.safety.SetText("Device safe: " + safe(ex.Safety))
 		} else {
-			jv.safety.SetText("Device not safe yet: " + ex.Safety)
+			jv.safety.SetText("Device not safe yet: " + safe(ex.Safety))
 		}
-		jv.next.SetText("Next: " + ex.Next)
+		jv.next.SetText("Next: " + safe(ex.Next))
 	}
 	show(jv.cancel, j.Running)
 	failed := !j.Running && j.Result != nil && j.Result.Status != app.StatusOK

@@ -79,6 +79,8 @@ type State struct {
 	Selected binding.StringList
 	// BatchRev ticks whenever a job of the current batch changes.
 	BatchRev binding.Int
+	// TrustRev ticks when the trust store changed (a root pinned or removed).
+	TrustRev binding.Int
 	// Status is a one-line message for the status bar.
 	Status binding.String
 	// Mode is app.ModeTechnician or app.ModeSimple.
@@ -119,6 +121,7 @@ func NewState(opt Options) (*State, error) {
 	s.Jobs = binding.NewUntyped()
 	s.Selected = binding.NewStringList()
 	s.BatchRev = binding.NewInt()
+	s.TrustRev = binding.NewInt()
 	s.Status = binding.NewString()
 	s.Mode = binding.NewString()
 	s.Bundle.Set((*BundleState)(nil))
@@ -404,6 +407,8 @@ func (s *State) ReopenSession() error {
 		return err
 	}
 	s.Session = sess
+	n, _ := s.TrustRev.Get()
+	s.TrustRev.Set(n + 1)
 	if b := s.bundle(); b != nil && b.Path != "" {
 		s.OpenBundle(b.Path)
 	}

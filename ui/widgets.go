@@ -5,6 +5,7 @@ package ui
 import (
 	"fmt"
 	"image/color"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -100,4 +101,18 @@ func setButton(b *Button, s string) {
 	if b.Text != s {
 		b.SetText(s)
 	}
+}
+
+// safe is text that did not come from this program (bundle fields, what a device
+// reports, paths), with control characters, bidirectional overrides and zero-width marks
+// escaped (app.Text): a release note must not reorder what the technician reads.
+func safe(s string) string { return app.Text(s) }
+
+// safeLines is safe for text whose line breaks are meant (release notes).
+func safeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = app.Text(l)
+	}
+	return strings.Join(lines, "\n")
 }
