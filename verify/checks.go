@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -29,6 +30,9 @@ func parseTargetMeta(tf *metadata.TargetFiles, thing string) (TargetMeta, *Error
 	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return meta, errorf(CodeMetadata, thing, next, "the signed target has no custom.%s metadata", CustomKey)
 	}
+	if err := checkCustomKeys(raw); err != nil {
+		return meta, errorf(CodeMetadata, thing, next, "custom.%s: %v", CustomKey, err)
+	}
 	if err := json.Unmarshal(raw, &meta); err != nil {
 		return meta, errorf(CodeMetadata, thing, next, "custom.%s does not decode: %v", CustomKey, err)
 	}
@@ -36,6 +40,59 @@ func parseTargetMeta(tf *metadata.TargetFiles, thing string) (TargetMeta, *Error
 		return meta, errorf(CodeMetadata, thing, next, "custom.%s: %v", CustomKey, err)
 	}
 	return meta, nil
+}
+
+// The keys custom.fieldflash may hold. A key fieldflash does not know is refused: a typo
+// ("hardware_id", "release_countr") must not silently drop a check. Keys that start with
+// "x-" are a vendor's own and are ignored. release_counter is required: anti-rollback is
+// never left to a default.
+var (
+	metaKeys        = []string{"hardware_ids", "version", "release_counter", "component", "format", "protocol", "requires", "release_notes", "advisories"}
+	protocolKeys    = []string{"protocols", "image_slot", "dfu_alt", "address", "usb_vendor", "usb_product"}
+	requirementKeys = []string{"component", "version"}
+)
+
+func checkCustomKeys(raw json.RawMessage) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return fmt.Errorf("not a JSON object: %v", err)
+	}
+	if err := knownKeys(top, metaKeys, ""); err != nil {
+		return err
+	}
+	if rc, ok := top["release_counter"]; !ok || bytes.Equal(bytes.TrimSpace(rc), []byte("null")) {
+		return fmt.Errorf("release_counter is missing; write 0 for an image without anti-rollback (for MCUboot images: the image's security counter)")
+	}
+	if p, ok := top["protocol"]; ok && !bytes.Equal(bytes.TrimSpace(p), []byte("null")) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(p, &m); err != nil {
+			return fmt.Errorf("protocol is not a JSON object: %v", err)
+		}
+		if err := knownKeys(m, protocolKeys, "protocol."); err != nil {
+			return err
+		}
+	}
+	if r, ok := top["requires"]; ok && !bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+		var list []map[string]json.RawMessage
+		if err := json.Unmarshal(r, &list); err != nil {
+			return fmt.Errorf("requires is not a list of objects: %v", err)
+		}
+		for _, m := range list {
+			if err := knownKeys(m, requirementKeys, "requires[]."); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func knownKeys(m map[string]json.RawMessage, known []string, prefix string) error {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(known, k) && !strings.HasPrefix(k, "x-") {
+			return fmt.Errorf("unknown key %q; known keys are %s (a vendor's own keys start with \"x-\")", prefix+k, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 func checkTargetMeta(m *TargetMeta) error {

@@ -25,7 +25,7 @@ func FuzzMetadataDecode(f *testing.F) {
 		`{"signed":{"_type":"timestamp","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","meta":{"snapshot.json":null}},"signatures":[]}`,
 		`{"signed":{"_type":"root","version":1,"expires":"2030-01-01T00:00:00Z","keys":{"a":null},"roles":{"root":null}},"signatures":[]}`,
 		`{"signed":{"_type":"targets","version":1,"expires":"2030-01-01T00:00:00Z","targets":{"a":null},"delegations":{"keys":{},"succinct_roles":{"keyids":[],"threshold":1,"bit_length":40,"name_prefix":"bin"}}},"signatures":[]}`,
-		`{"signed":{"_type":"targets","version":1,"expires":"2030-01-01T00:00:00Z","targets":{"a":{"length":1,"hashes":{"sha256":"00"},"custom":{"fieldflash":{"hardware_ids":["x"],"version":"1.0.0","component":"c","requires":[{"component":"b","version":">=1.0"}]}}}}},"signatures":[]}`,
+		`{"signed":{"_type":"targets","version":1,"expires":"2030-01-01T00:00:00Z","targets":{"a":{"length":1,"hashes":{"sha256":"00"},"custom":{"fieldflash":{"hardware_ids":["x"],"version":"1.0.0","component":"c","release_counter":1,"requires":[{"component":"b","version":">=1.0"}]}}}}},"signatures":[]}`,
 		`{"signed":{"_type":"targets","version":1,"expires":"2030-01-01T00:00:00Z","targets":{},"delegations":{"keys":{},"roles":[{"name":"p","keyids":[],"threshold":1,"terminating":false,"path_hash_prefixes":["8f"],"x-fieldflash-hardware-ids":["hw",7]}]}},"signatures":[]}`,
 		`{"signed":{"_type":"snapshot","version":1,"expires":"2030-01-01T00:00:00Z","meta":{"targets.json":{"version":1.5}}},"signatures":[{"keyid":"a","sig":"zz"}]}`,
 	} {

@@ -43,3 +43,20 @@ func TestEveryPathOfAPayloadIsChecked(t *testing.T) {
 	r.addTarget("targets", "acme-gw-r2/app.bin", image, bad)
 	fxRefusal(t, r.write("one-bad-path.fwb"), r.opts(nil), CodeMetadata)
 }
+
+// A release withdrawn from a delegated role is refused naming that role's newest version,
+// not the top-level targets that never listed it.
+func TestWithdrawnFromADelegatedRoleNamesThatRole(t *testing.T) {
+	r := fxNewRepo(t)
+	r.delegate("acme-gw", []string{"acme-gw/*"}, 1, false, fxNewKey(t, "acme-gw-a"))
+	old := r.addTarget("acme-gw", "acme-gw/app-1.0.0.bin", []byte("1.0.0"), fxMeta())
+	oldBundle := r.write("1.0.0.fwb")
+	r.release()
+	delete(r.delegated["acme-gw"].Signed.Targets, "acme-gw/app-1.0.0.bin")
+	delete(r.payloads, old)
+	r.addTarget("acme-gw", "acme-gw/app-1.1.0.bin", []byte("1.1.0"), fxMeta())
+	st := NewMemoryState()
+	fxAccept(t, r.write("1.1.0.fwb"), r.opts(st))
+	e := fxRefusal(t, oldBundle, r.opts(st), CodeWithdrawn)
+	fxSays(t, e, "its own metadata (acme-gw v1) name it app 1.0.0", "the newest metadata trusted here (acme-gw v2) no longer list acme-gw/app-1.0.0.bin")
+}

@@ -413,6 +413,7 @@ func (t *trust) notGoverning(thing string, l listing) *Error {
 // ownListing is how the bundle's own targets metadata name a payload.
 type ownListing struct {
 	label string // "targets v2"
+	role  string
 	path  string
 	meta  TargetMeta // zero when the entry carries no readable custom metadata
 }
@@ -437,7 +438,7 @@ func (t *trust) ownListing(sha string) (ownListing, bool) {
 			if hex.EncodeToString(tf.Hashes["sha256"]) != sha {
 				continue
 			}
-			own := ownListing{label: fmt.Sprintf("%s v%d", name, m.Signed.Version), path: path}
+			own := ownListing{label: fmt.Sprintf("%s v%d", name, m.Signed.Version), role: name, path: path}
 			if meta, e := parseTargetMeta(tf, ""); e == nil {
 				own.meta = meta
 			}
@@ -473,7 +474,20 @@ func (t *trust) withdrawn(sha string) *Error {
 	}
 	return errorf(CodeWithdrawn, "payload "+own.path, next,
 		"the bundle is older than what this machine trusted: its own metadata (%s) %s, but the newest metadata trusted here (%s) no longer list %s: the release was withdrawn",
-		own.label, names, t.roleLabel(metadata.TARGETS), own.path)
+		own.label, names, t.roleLabel(t.roleFor(own.role, own.path)), own.path)
+}
+
+// roleFor names the role of the newest trusted metadata that speaks for path: the role
+// that listed it in the bundle's own metadata if this machine trusts that role still, else
+// the last role the delegation walk for path reaches.
+func (t *trust) roleFor(own, path string) string {
+	if _, ok := t.tm.Targets[own]; ok {
+		return own
+	}
+	if w, _ := t.walk(path, true); len(w.visited) > 0 {
+		return w.visited[len(w.visited)-1]
+	}
+	return metadata.TARGETS
 }
 
 // checkPayload matches one payload to its signed target, streams it through every hash
