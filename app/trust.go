@@ -1,15 +1,18 @@
 package app
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -116,14 +119,60 @@ func InspectRoot(data []byte, name string) (*RootSummary, error) {
 	return s, nil
 }
 
+// A repository name is kept as the vendor wrote it ("Python Vendor C" stays that, it is
+// never rewritten): any text of 1 to 100 characters without control or format characters.
+// Names that are not plain file names are stored hex-encoded.
 func validName(name string) error {
-	if !plainName.MatchString(name) {
-		return fmt.Errorf("repository name %q: use letters, digits, '.', '_' or '-' (at most 101), starting with a letter or digit; pass --name", name)
+	switch {
+	case name == "" || utf8.RuneCountInString(name) > 100:
+		return fmt.Errorf("repository name %q: give 1 to 100 characters with --name", Text(name))
+	case !utf8.ValidString(name) || Text(name) != name:
+		return fmt.Errorf("repository name %q holds control characters or a backslash; pass --name with a plain name", Text(name))
 	}
 	return nil
 }
 
-func (t *TrustStore) path(name string) string { return filepath.Join(t.dir, name+".root.json") }
+// NameFromFile is the repository name a root without one is pinned under when the user
+// gives none: its file name without ".json" or ".root.json". The standard TUF names
+// (root.json, 1.root.json, ...) say nothing about the vendor, and two vendors' would
+// collide, so they are refused: the user names the repository with --name.
+func NameFromFile(file string) (string, error) {
+	base := filepath.Base(file)
+	if stdRootFile.MatchString(base) {
+		return "", fmt.Errorf("this root names no repository (no %s field), and %s is a standard TUF file name that would collide with another vendor's; pass --name VENDOR", RepositoryField, Text(base))
+	}
+	name := strings.TrimSuffix(strings.TrimSuffix(base, ".json"), ".root")
+	if err := validName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+var stdRootFile = regexp.MustCompile(`^([0-9]+\.)?root\.json$`)
+
+// storeFile is the trust store's file for name: readable for plain names, hex otherwise.
+func storeFile(name string) string {
+	if plainName.MatchString(name) && !windowsDevice(name) {
+		return name + ".root.json"
+	}
+	return "x-" + hex.EncodeToString([]byte(name)) + ".root.json"
+}
+
+// nameOfStoreFile is the repository name a trust store file holds, or "" for other files.
+func nameOfStoreFile(file string) string {
+	base, ok := strings.CutSuffix(file, ".root.json")
+	if !ok || base == "" {
+		return ""
+	}
+	if enc, ok := strings.CutPrefix(base, "x-"); ok {
+		if b, err := hex.DecodeString(enc); err == nil {
+			return string(b)
+		}
+	}
+	return base
+}
+
+func (t *TrustStore) path(name string) string { return filepath.Join(t.dir, storeFile(name)) }
 
 // Add pins a root under name. It refuses to replace a pinned root silently: a root for the
 // same repository only moves forward through the root chain carried by bundles.
@@ -233,8 +282,8 @@ func (t *TrustStore) userRoots() ([]verify.PinnedRoot, error) {
 	}
 	var out []verify.PinnedRoot
 	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".root.json")
-		if !ok || e.IsDir() {
+		name := nameOfStoreFile(e.Name())
+		if name == "" || e.IsDir() {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(t.dir, e.Name()))

@@ -236,3 +236,35 @@ func TestTrustRefusesTheSameRootKeyUnderAnotherID(t *testing.T) {
 		t.Fatalf("the pinned root key under a second id: %v; want a refusal naming acme", err)
 	}
 }
+
+// The name a root carries is pinned as written, spaces and all, and a name that could not
+// be shown safely is refused.
+func TestRepositoryNamesAreKeptAsTheVendorWroteThem(t *testing.T) {
+	home := t.TempDir()
+	store, _ := OpenTrustStore(home)
+	data := testRoot(t, "Python Vendor C", true)
+	sum, err := InspectRoot(data, "")
+	if err != nil || sum.Name != "Python Vendor C" {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
+	if err := store.Add(sum.Name, data); err != nil {
+		t.Fatal(err)
+	}
+	if roots, _ := store.Roots(); len(roots) != 1 || roots[0].Name != "Python Vendor C" {
+		t.Fatalf("roots %+v", roots)
+	}
+	if err := store.Remove("Python Vendor C"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Add("Acme\x1b[2J", data); err == nil || !strings.Contains(err.Error(), `Acme\\x1b[2J`) {
+		t.Fatalf("a name with an escape: %v", err)
+	}
+	for _, f := range []string{"root.json", "1.root.json", "12.root.json"} {
+		if _, err := NameFromFile("/tmp/" + f); err == nil || !strings.Contains(err.Error(), "--name") {
+			t.Errorf("%s: %v; want --name asked for", f, err)
+		}
+	}
+	if n, err := NameFromFile("/tmp/acme.root.json"); err != nil || n != "acme" {
+		t.Errorf("acme.root.json: %q, %v", n, err)
+	}
+}

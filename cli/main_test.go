@@ -218,11 +218,35 @@ func TestDemoFlashesBothVirtualDevicesAndResumesAfterTheCablePull(t *testing.T) 
 	t.Logf("demo took %s\n%s", time.Since(start).Round(time.Second), summary)
 }
 
-func TestVendorNamesWithSpacesBecomeSafeTrustNames(t *testing.T) {
-	for in, want := range map[string]string{"Acme Devices": "Acme-Devices", "  x/../y ": "x-..-y", "ok-name_1.2": "ok-name_1.2"} {
-		if got := safeName(in); got != want {
-			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
-		}
+// A vendor's name is kept as written, and a root in the standard TUF file name (which says
+// nothing about the vendor, and collides with every other vendor's) needs --name.
+func TestVendorNamesAreKeptAsWrittenAndStandardRootFilesNeedAName(t *testing.T) {
+	home := t.TempDir()
+	root, err := os.ReadFile(corpus + "root.json") // carries no repository name
+	if err != nil {
+		t.Fatal(err)
+	}
+	std := filepath.Join(t.TempDir(), "1.root.json")
+	if err := os.WriteFile(std, root, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := fieldflash(t, home, "", "trust", "add", std, "--yes")
+	if r.code != exitRefused || !strings.Contains(r.stderr, "--name") || !strings.Contains(r.stderr, "1.root.json") {
+		t.Fatalf("a standard 1.root.json without a name: exit %d %s", r.code, r.stderr)
+	}
+	r = fieldflash(t, home, "", "trust", "add", std, "--name", "Python Vendor C", "--yes")
+	if r.code != exitOK || !strings.Contains(r.stdout, `pinned "Python Vendor C"`) {
+		t.Fatalf("trust add --name: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = fieldflash(t, home, "", "verify", corpus+"good_basic.fwb")
+	if r.code != exitOK || !strings.Contains(r.stdout, "repository   Python Vendor C (root v1)") {
+		t.Fatalf("verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = fieldflash(t, home, "", "trust", "remove", "Python Vendor C"); r.code != exitOK {
+		t.Fatalf("trust remove: exit %d %s", r.code, r.stderr)
+	}
+	if r = fieldflash(t, home, "", "verify", corpus+"good_basic.fwb"); r.code != exitRefused {
+		t.Fatalf("verify after remove: exit %d", r.code)
 	}
 }
 

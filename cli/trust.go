@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/fieldflash/fieldflash/app"
@@ -83,12 +82,10 @@ func trustAdd(e *env, store *app.TrustStore, args []string) int {
 		return exitRefused
 	}
 	if sum.Name == "" {
-		base := filepath.Base(path)
-		sum.Name = strings.TrimSuffix(strings.TrimSuffix(base, ".json"), ".root")
-	}
-	if *name == "" {
-		// A vendor name such as "Acme Devices" becomes the store name "Acme-Devices".
-		sum.Name = safeName(sum.Name)
+		if sum.Name, err = app.NameFromFile(path); err != nil {
+			app.Fprintf(e.stderr, "✘ root %s: %v\n", path, err)
+			return exitRefused
+		}
 	}
 	if !*jsonOut {
 		printRoot(e, sum)
@@ -176,6 +173,3 @@ func trustRemove(e *env, store *app.TrustStore, args []string) int {
 	app.Fprintf(e.stdout, "✔ unpinned %q\n", fs.Arg(0))
 	return exitOK
 }
-
-// safeName turns a repository's display name into a trust store name.
-func safeName(s string) string { return app.SafeRootName(s) }

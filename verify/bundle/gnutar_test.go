@@ -113,3 +113,38 @@ func TestV7HeaderIsRefusedAndOldGNUHeaderIsRead(t *testing.T) {
 func tarHeader(name string, size int64) tar.Header {
 	return tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: size, Format: tar.FormatUSTAR}
 }
+
+// A payload of 8 GiB or more does not fit a ustar size field: Write gives it the old GNU
+// header with a base-256 size, and the reader reads that size (here from a bundle cut short
+// after the header, so that no 9 GiB are written).
+func TestPayloadOver8GiBGetsAGNUHeaderTheReaderReads(t *testing.T) {
+	const size = 9 << 30
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, e := range minimal() {
+		h := e.hdr
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(e.data)
+	}
+	if err := tw.WriteHeader(header("targets/"+payloadHash, size)); err != nil {
+		t.Fatalf("Write cannot give a %d-byte payload a header: %v", int64(size), err)
+	}
+	tw.Flush()
+	data := b.Bytes()
+	hdr := data[len(data)-blockSize:]
+	if string(hdr[257:265]) != "ustar  \x00" || hdr[124] != 0x80 {
+		t.Fatalf("header magic %q, size field % x: want old GNU with a base-256 size", hdr[257:265], hdr[124:136])
+	}
+	if header("targets/"+payloadHash, maxUSTARSize).Format != tar.FormatUSTAR {
+		t.Fatal("a payload just under 8 GiB should keep the ustar header")
+	}
+	data = append(data, make([]byte, 4096)...)
+	r := NewReader(bytes.NewReader(data), int64(len(data)), Limits{})
+	_, err := r.NextPayload()
+	var be *Error
+	if !errors.As(err, &be) || be.Kind != KindTruncated || !strings.Contains(be.Reason, fmt.Sprintf("declares %d bytes", int64(size))) {
+		t.Fatalf("got %v; want the 9 GiB size read and the file found short", err)
+	}
+}

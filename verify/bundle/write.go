@@ -126,8 +126,11 @@ func checkContents(c *Contents) error {
 	return nil
 }
 
+// maxUSTARSize is the largest size a ustar header holds: 11 octal digits.
+const maxUSTARSize = 1<<33 - 1
+
 func header(name string, size int64) *tar.Header {
-	return &tar.Header{
+	h := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     name,
 		Size:     size,
@@ -135,6 +138,12 @@ func header(name string, size int64) *tar.Header {
 		ModTime:  time.Unix(0, 0),
 		Format:   tar.FormatUSTAR,
 	}
+	if size > maxUSTARSize {
+		// 8 GiB or more: the old GNU header with a base-256 size, as tar --format=gnu
+		// writes it (docs/bundle-format.md, section 1). Payload names fit its name field.
+		h.Format = tar.FormatGNU
+	}
+	return h
 }
 
 func writeFile(tw *tar.Writer, name string, data []byte) error {
