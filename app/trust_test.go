@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,10 +96,26 @@ func TestTrustRefusesARootThatIsNotSelfSigned(t *testing.T) {
 	}
 }
 
-func TestTrustRefusesNamesThatCouldEscape(t *testing.T) {
-	store, _ := OpenTrustStore(t.TempDir())
-	if err := store.Add("../evil", testRoot(t, "", true)); err == nil {
-		t.Fatal("accepted ../evil as a repository name")
+// A name is kept as written, but never becomes a path: "../evil" is stored encoded inside
+// the trust store and reads back as itself.
+func TestTrustNamesThatLookLikePathsStayInsideTheStore(t *testing.T) {
+	home := t.TempDir()
+	store, _ := OpenTrustStore(home)
+	if err := store.Add("../evil", testRoot(t, "", true)); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(home, "trust"))
+	if len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), "x-") {
+		t.Fatalf("trust store holds %v; want one encoded file", entries)
+	}
+	if _, err := os.Stat(filepath.Join(home, "evil.root.json")); err == nil {
+		t.Fatal("a repository name escaped the trust store")
+	}
+	if roots, _ := store.Roots(); len(roots) != 1 || roots[0].Name != "../evil" {
+		t.Fatalf("roots %+v", roots)
+	}
+	if err := store.Remove("../evil"); err != nil {
+		t.Fatal(err)
 	}
 }
 
