@@ -15,8 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"go.bug.st/serial/enumerator"
 )
 
 // PortInfo is one port a device may be on.
@@ -83,24 +81,9 @@ func SimDir() (string, error) {
 // serial number), then the announced virtual devices, each port once. A machine without
 // serial ports gives an empty list, not an error.
 func List() ([]PortInfo, error) {
-	var ports []PortInfo
-	details, err := enumerator.GetDetailedPortsList()
+	ports, err := serialPorts()
 	if err != nil {
 		return nil, fmt.Errorf("listing serial ports: %v; check that /dev (or the OS device list) is readable, or open a port by path", err)
-	}
-	for _, d := range details {
-		if d == nil || d.Name == "" {
-			continue
-		}
-		ports = append(ports, PortInfo{
-			Path:         d.Name,
-			USB:          d.IsUSB,
-			VID:          strings.ToLower(d.VID),
-			PID:          strings.ToLower(d.PID),
-			SerialNumber: d.SerialNumber,
-			Manufacturer: d.Manufacturer,
-			Product:      d.Product,
-		})
 	}
 	slices.SortFunc(ports, func(a, b PortInfo) int { return cmp.Compare(a.Path, b.Path) })
 	dir, err := SimDir()
