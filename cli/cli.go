@@ -64,9 +64,8 @@ func run(e *env, args []string) int {
 		}
 		usage(e.stdout)
 		return exitOK
-	case "version", "--version":
-		fmt.Fprintln(e.stdout, "fieldflash", Version)
-		return exitOK
+	case "version", "--version", "-version":
+		return printVersion(e.stdout, args[1:])
 	}
 	c, ok := commands[name]
 	if !ok {
