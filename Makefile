@@ -11,7 +11,7 @@ BIN := bin
 # The cgo packages: the fieldflash binary (root) and the desktop app.
 GUIPKGS := . ./ui/...
 
-.PHONY: all deps build build-cli test unit fuzz demo bench screenshots corpus clean
+.PHONY: all deps build build-cli test unit fuzz demo bench screenshots corpus clean release release-targets repro package-check
 
 all: build
 
@@ -27,8 +27,9 @@ build: deps
 build-cli:
 	$(GO) build -o $(BIN)/fieldflash-nogui .
 
-# Every test: vet, the unit and end-to-end tests (real ptys, lrzsz, openssl, tar), then each
-# fuzz target for a few seconds.
+# Every test: vet, the unit and end-to-end tests (real ptys, lrzsz, openssl, tar), each
+# fuzz target for a few seconds, then the packaging checks (reproducible build, .deb install,
+# Windows build under Wine).
 # The GUI's tests: headless widget tests (ui/) and the real binary on Xvfb (root).
 test: deps
 	$(GO) vet ./...
@@ -36,6 +37,7 @@ test: deps
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GUI) $(GO) test -count=1 -timeout 20m $(GUIPKGS)
 	bash .ci/fuzz
+	bash .ci/packaging
 
 unit:
 	$(GO) test -count=1 ./...
@@ -60,5 +62,25 @@ corpus:
 	$(GO) run ./verify/internal/tampergen -out verify/testdata -vectors testdata
 	$(GO) run ./assets/internal/demogen -out assets/demo
 
+# Every release artifact into dist/ (binaries for Linux, Windows and macOS, the .deb packages),
+# reproducibly, and their SHA-256s (dist/SHA256SUMS). VERSION, RELEASE_COUNTER and
+# SOURCE_DATE_EPOCH come from git unless given: docs/packaging.md.
+release: deps
+	bash packaging/build.sh dist
+
+# The executables of dist/ as targets of the vendor's repository (FIELDFLASH_REPO), for
+# self-update; then sign, publish and bundle as docs/release-tool.md says.
+release-targets:
+	bash packaging/release-targets.sh dist
+
+# The release built twice in two directories and compared, hash by hash.
+repro: deps
+	bash packaging/repro.sh
+
+# What `make test` runs for packaging: repro, then the .deb installed and run, and the Windows
+# build run under Wine.
+package-check: deps
+	bash .ci/packaging
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
