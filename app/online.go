@@ -74,14 +74,19 @@ func (s *Session) Fetch(ctx context.Context, req FetchRequest, onEvent func(Fetc
 }
 
 func (s *Session) fetchOptions(repo string, hardware []string, onEvent func(FetchEvent)) fetch.Options {
-	return fetch.Options{Home: s.Home, Repository: repo, Roots: s.roots, State: s.state, Hardware: hardware, Events: onEvent, UserAgent: "fieldflash/" + userAgentVersion}
+	return fetch.Options{Home: s.Home, Repository: repo, Roots: s.roots, State: s.state, Hardware: hardware, Events: onEvent, UserAgent: "fieldflash/" + running.Version}
 }
 
-// userAgentVersion is the version sent with requests; the CLI sets it from its own.
-var userAgentVersion = "dev"
+// running is this build of fieldflash, as stamped at build time; the CLI package sets it
+// (SetBuild) before either face starts.
+var running = Build{Version: "dev"}
 
-// SetVersion tells app the running build's version (for the User-Agent).
-func SetVersion(v string) { userAgentVersion = v }
+// SetBuild tells app which build of fieldflash is running: its version (sent as the
+// User-Agent) and release counter (self-update refuses anything lower).
+func SetBuild(b Build) { running = b }
+
+// RunningBuild is the build SetBuild named.
+func RunningBuild() Build { return running }
 
 // BundleRequest says which bundle to assemble from the cache.
 type BundleRequest struct {
@@ -107,7 +112,7 @@ func (s *Session) SaveRemote(r Remote) error { return fetch.SaveRemote(s.Home, r
 func (s *Session) RemoveRemote(name string) error { return fetch.RemoveRemote(s.Home, name) }
 
 func (s *Session) updateOptions(current Build) selfupdate.Options {
-	return selfupdate.Options{Home: s.Home, Roots: s.roots, State: s.state, Current: current, Now: time.Now}
+	return selfupdate.Options{Home: s.Home, Roots: s.roots, State: s.state, Current: current, Executable: s.Executable, Now: time.Now}
 }
 
 // CheckSelfUpdate fetches the vendor's metadata and finds a build of fieldflash for this

@@ -18,9 +18,11 @@ type Session struct {
 	// demo/ directory in demo mode.
 	Home string
 	// Demo trusts the demo root only (demo bundles, virtual devices only).
-	Demo  bool
-	state *DiskState
-	roots []verify.PinnedRoot
+	Demo bool
+	// Executable is the file a self-update replaces; "" is the running executable.
+	Executable string
+	state      *DiskState
+	roots      []verify.PinnedRoot
 }
 
 // OpenSession reads the trust store and the remembered state under Home(). In demo mode

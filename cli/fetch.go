@@ -51,7 +51,6 @@ func cmdFetch(e *env, args []string) int {
 	if err != nil {
 		return reportEnv(e, *jsonOut, err)
 	}
-	app.SetVersion(Version)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	out := newFetchOutput(e, *jsonOut)

@@ -22,6 +22,16 @@ func init() {
 // build with a lower one.
 var ReleaseCounter = "0"
 
+// Both faces (this CLI and the window) learn the running build from here: ldflags set
+// Version and ReleaseCounter before init runs.
+func init() {
+	counter, err := strconv.ParseUint(ReleaseCounter, 10, 64)
+	if err != nil {
+		counter = 0
+	}
+	app.SetBuild(app.Build{Version: Version, Counter: counter})
+}
+
 const selfUpdateHelp = `
 Finds a newer build of fieldflash for this platform (` + "`fieldflash version`" + ` shows the
 running one) among the targets of the vendor's repository (online, as fetch does) or in a
@@ -50,16 +60,11 @@ func cmdSelfUpdate(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "fieldflash self-update: use --check, --from FILE.fwb or --rollback (the last alone)")
 		return exitUsage
 	}
-	counter, err := strconv.ParseUint(ReleaseCounter, 10, 64)
-	if err != nil {
-		counter = 0
-	}
-	current := app.Build{Version: Version, Counter: counter}
+	current := app.RunningBuild()
 	s, err := app.OpenSession(false)
 	if err != nil {
 		return reportEnv(e, *jsonOut, err)
 	}
-	app.SetVersion(Version)
 	fail := func(err error) int {
 		if *jsonOut {
 			doc := map[string]any{"ok": false}
@@ -120,7 +125,7 @@ func cmdSelfUpdate(e *env, args []string) int {
 		}
 		return exitOK
 	}
-	if !*yes && !confirm(e, fmt.Sprintf("Install fieldflash %s now? The running %s is kept for `fieldflash self-update --rollback`.", app.Text(offer.Version()), Version)) {
+	if !*yes && !confirm(e, fmt.Sprintf("Install fieldflash %s now? The running %s is kept for `fieldflash self-update --rollback`.", app.Text(offer.Version()), current.Version)) {
 		fmt.Fprintln(e.stderr, "not installed: not confirmed (pass --yes in scripts)")
 		return exitRefused
 	}
@@ -140,7 +145,7 @@ func printOffer(e *env, o *app.UpdateOffer) {
 	t := o.Target
 	fmt.Fprintf(e.stdout, "fieldflash %s (release counter %d, %s) for %s, from %s\n", app.Text(t.Meta.Version), t.Meta.ReleaseCounter,
 		progress.Bytes(t.Length), app.Platform(), app.Text(o.Bundle))
-	fmt.Fprintf(e.stdout, "  running %s (release counter %d)\n", Version, o.Current.Counter)
+	fmt.Fprintf(e.stdout, "  running %s (release counter %d)\n", o.Current.Version, o.Current.Counter)
 	if notes := strings.TrimSpace(t.Meta.ReleaseNotes); notes != "" {
 		fmt.Fprintln(e.stdout, "  release notes:")
 		for _, line := range strings.Split(notes, "\n") {

@@ -100,7 +100,7 @@ func (sh *Shell) banner() fyne.CanvasObject {
 	if sh.State.Demo() != nil {
 		items = append(items, widget.NewLabel("Demo mode: virtual devices and the demo bundle (trusted in demo mode only)"))
 	}
-	return container.NewPadded(container.NewHBox(items...))
+	return container.NewPadded(container.NewVBox(container.NewHBox(items...), newUpdateBanner(sh)))
 }
 
 // setMode shows the screens of a mode.
