@@ -307,6 +307,7 @@ func BenchmarkPartialReadFrom(b *testing.B) {
 	h.Write(data)
 	e.Chunks, _ = h.Chunks()
 	b.SetBytes(e.Length)
+	b.ResetTimer()
 	for range b.N {
 		c, _ := Open(b.TempDir())
 		p, err := c.OpenPartial(e)
