@@ -61,7 +61,7 @@ func cmdTrust(e *env, args []string) int {
 
 func trustAdd(e *env, store *app.TrustStore, args []string) int {
 	fs := newFlags(e, "trust add", "ROOT.json [--name NAME] [--yes]", "Pin a repository's root after showing its keys.")
-	name := fs.String("name", "", "repository name (default: the name the root carries, else the file name)")
+	name := fs.String("name", "", "repository name, kept as written (default: the name the root carries, else the file name; required for a standard root.json or N.root.json)")
 	yes := fs.Bool("yes", false, "do not ask for confirmation (for scripts)")
 	jsonOut := fs.Bool("json", false, "print the pinned root's summary as JSON")
 	if code, stop := parse(e, fs, args); stop {
