@@ -128,3 +128,32 @@ func TestMalformedHardwareConfinementIsRefused(t *testing.T) {
 		t.Errorf("reason %q does not name %s", e.Reason, HardwareField)
 	}
 }
+
+// Hash-bin (succinct) delegations confine hardware the same way: the field sits in
+// succinct_roles and binds every bin.
+func TestSuccinctBinsAreConfinedToHardware(t *testing.T) {
+	for _, c := range []struct {
+		hw   string
+		want Code
+	}{{"acme-gw-r1", ""}, {"acme-sensor-r1", CodePayload}} {
+		r := fxNewRepo(t)
+		k := fxNewKey(t, "bins")
+		r.targets.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{k.id: k.key},
+			SuccinctRoles: &metadata.SuccinctRoles{KeyIDs: []string{k.id}, Threshold: 1, BitLength: 1, NamePrefix: "bin",
+				UnrecognizedFields: map[string]any{HardwareField: []any{"acme-gw-r1"}}}}
+		// sha256("acme-gw/app.bin") = b83f99…: its first bit is 1, so bin-1 (sha256sum).
+		r.delegated["bin-1"] = metadata.Targets(fxExpires)
+		r.signers["bin-1"] = []fxKey{k}
+		m := fxMeta()
+		m.HardwareIDs = []string{c.hw}
+		r.addTarget("bin-1", "acme-gw/app.bin", []byte("binned app"), m)
+		opts := r.opts(nil)
+		opts.Hardware = c.hw
+		if c.want == "" {
+			fxAccept(t, r.write("bins.fwb"), opts)
+			continue
+		}
+		e := fxRefusal(t, r.write("bins.fwb"), opts, c.want)
+		fxSays(t, e, "role bin-1 signs it for hardware acme-sensor-r1", "only hardware acme-gw-r1")
+	}
+}
