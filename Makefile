@@ -11,7 +11,7 @@ BIN := bin
 # The cgo packages: the fieldflash binary (root) and the desktop app.
 GUIPKGS := . ./ui/...
 
-.PHONY: all deps build build-cli test unit fuzz demo bench screenshots corpus clean release release-targets repro package-check
+.PHONY: all deps build build-cli package-gui test unit fuzz demo bench screenshots corpus clean release release-targets repro package-check
 
 all: build
 
@@ -22,6 +22,17 @@ deps:
 build: deps
 	$(GUI) $(GO) build -o $(BIN)/fieldflash .
 	$(GO) build -o $(BIN)/fieldflash-release ./cmd/fieldflash-release
+
+# An installable Linux package of the desktop app (bin/fieldflash.tar.xz: binary, icon,
+# .desktop entry) made by Fyne's own packager, fyne.io/tools v1.7.4, from FyneApp.toml.
+# fyne package rewrites FyneApp.toml (it counts builds); the file is put back as it was.
+# (`make release` builds the reproducible release artifacts into dist/: docs/packaging.md.)
+FYNE_TOOLS := fyne.io/tools/cmd/fyne@v1.7.4
+package-gui: build
+	cp FyneApp.toml $(BIN)/FyneApp.toml.orig
+	$(GUI) $(GO) run $(FYNE_TOOLS) package --os linux --exe $(BIN)/fieldflash --release; \
+	  status=$$?; mv $(BIN)/FyneApp.toml.orig FyneApp.toml; exit $$status
+	mv fieldflash.tar.xz $(BIN)/
 
 # The command line alone, without cgo: every command, no window.
 build-cli:

@@ -29,8 +29,9 @@ type Settings struct {
 	Theme    string `json:"theme"`
 	Baud     int    `json:"baud"`
 	Protocol string `json:"protocol"` // "" probes the port
-	// AskDevices: ask each new port what answers on it (an SMP echo, a newline for a
-	// YMODEM banner; nothing is written, nothing reset). Off for unknown hardware.
+	// AskDevices: ask each new USB or virtual port what answers on it (an SMP echo, a
+	// newline for a YMODEM banner; nothing is written, nothing reset). Off for unknown
+	// hardware; built-in serial ports are asked only on request.
 	AskDevices bool `json:"ask_devices"`
 }
 

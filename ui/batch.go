@@ -29,8 +29,9 @@ var stepList = []struct {
 	{app.StepConfirm, "Confirm"},
 }
 
-// graphSamples is how many throughput samples the live graph keeps (one per tick).
-const graphSamples = 60
+// graphSamples is how many throughput samples the live graph keeps: one every 250 ms,
+// so the last 10 s.
+const graphSamples = 40
 
 // Job is the update of one device. Its exported fields change only on the UI
 // goroutine; Rev ticks after every change so that views redraw.
@@ -76,7 +77,6 @@ type jobSnapshot struct {
 	eta     time.Duration
 	waiting *bool
 	line    string
-	rates   []float64
 	name    string
 }
 
@@ -224,6 +224,7 @@ func (j *Job) start() {
 	if r := s.Row(j.Port); r != nil && r.Probe != nil && r.Probe.Protocol != "" && req.Protocol == "" {
 		req.Protocol = r.Probe.Protocol // it answered already: no second probe
 	}
+	go j.sample(ctx)
 	s.goWork(func() {
 		var res *app.FlashResult
 		if j.rec != nil {
@@ -283,17 +284,11 @@ func (j *Job) event(ev app.Event) {
 		p.step, p.bytes, p.total, p.rate, p.eta = ev.Step, ev.Bytes, ev.Total, ev.Rate, ev.ETA
 		f := false
 		p.waiting = &f
-		// One graph sample every 250 ms: 60 samples are the last 15 s, enough to see a
-		// stall and the recovery after it.
-		if now := time.Now(); now.Sub(j.lastRate) >= 250*time.Millisecond {
-			j.lastRate = now
-			p.rates = append(p.rates, ev.Rate)
-		}
+		j.lastRate = time.Now()
 	case app.KindRetry:
 		t := true
 		p.waiting = &t
 		p.line = "Waiting for the device … " + ev.Message
-		p.rates = append(p.rates, 0)
 	case app.KindNote, app.KindHint:
 		p.line = ev.Message
 	case app.KindOutcome:
@@ -310,6 +305,38 @@ func (j *Job) event(ev app.Event) {
 	// Coalesce: at most one UI update per 100 ms per device (ten a second), so that
 	// several fast devices leave the draw loop its frames.
 	time.AfterFunc(100*time.Millisecond, func() { j.b.s.do(j.flushAndBump) })
+}
+
+// sample adds a point to the throughput graph every 250 ms while the transfer runs. A
+// device that sent nothing for a second (a pulled cable)
+// counts as 0 B/s, so a stall shows as a drop to the floor.
+func (j *Job) sample(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		j.b.s.do(func() {
+			if !j.Running || j.Step != app.StepTransfer {
+				return
+			}
+			j.mu.Lock()
+			quiet := time.Since(j.lastRate) > time.Second
+			j.mu.Unlock()
+			r := j.Rate
+			if quiet || j.Waiting {
+				r = 0
+			}
+			j.Rates = append(j.Rates, r)
+			if len(j.Rates) > graphSamples {
+				j.Rates = j.Rates[len(j.Rates)-graphSamples:]
+			}
+			j.bump()
+		})
+	}
 }
 
 func (j *Job) flushAndBump() {
@@ -344,11 +371,5 @@ func (j *Job) flush() {
 	}
 	if p.line != "" {
 		j.Line = p.line
-	}
-	if len(p.rates) > 0 {
-		j.Rates = append(j.Rates, p.rates...)
-		if len(j.Rates) > graphSamples {
-			j.Rates = j.Rates[len(j.Rates)-graphSamples:]
-		}
 	}
 }

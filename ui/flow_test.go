@@ -5,6 +5,7 @@ package ui
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,11 @@ func TestPulledCableShowsWaitingAndResumesByItself(t *testing.T) {
 	}
 	if st := h.demo.Devices[0].Stats(); st.Disconnects != 1 {
 		t.Fatalf("disconnects %d", st.Disconnects)
+	}
+	// The throughput graph shows the transfer and the drop while the cable was out.
+	rates := h.job(smp).Rates
+	if len(rates) < 8 || !slices.Contains(rates, 0) || slices.Max(rates) <= 0 {
+		t.Fatalf("graph samples %v: want the rate, a drop to 0 during the pull, and the rate again", rates)
 	}
 }
 

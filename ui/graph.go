@@ -57,7 +57,7 @@ func (r *graphRenderer) Layout(s fyne.Size) {
 	r.place()
 }
 
-func (r *graphRenderer) MinSize() fyne.Size { return fyne.NewSize(160, 40) }
+func (r *graphRenderer) MinSize() fyne.Size { return fyne.NewSize(200, 48) }
 
 func (r *graphRenderer) place() {
 	s := r.g.samples

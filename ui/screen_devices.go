@@ -88,7 +88,7 @@ func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
 	default:
 		facts = append(facts, "serial port")
 	}
-	what := "Not asked yet"
+	what := "Not asked yet: press “Ask what it runs” (it sends an SMP echo and a newline; nothing is written or reset)"
 	switch p := r.Probe; {
 	case r.Probing:
 		what = "Asking what answers…"
@@ -110,10 +110,14 @@ func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
 	default:
 		fit = "✘ the bundle does not fit: " + f.Reason
 	}
-	ask := newButton("Ask again", theme.ViewRefreshIcon(), func() { st.Probe(port) })
+	label := "Ask again"
+	if r.Probe == nil {
+		label = "Ask what it runs"
+	}
+	ask := newButton(label, theme.ViewRefreshIcon(), func() { st.Probe(port) })
 	info := container.NewVBox(check, wrapLabel(safe(strings.Join(facts, " · "))), wrapLabel(safe(what)))
 	if fit != "" {
 		info.Add(wrapLabel(safe(fit)))
 	}
-	return container.NewBorder(nil, nil, nil, ask, info)
+	return container.NewBorder(nil, nil, nil, container.NewVBox(ask), info)
 }

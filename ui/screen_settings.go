@@ -70,7 +70,7 @@ func settingsScreen(sh *Shell) fyne.CanvasObject {
 			proto.SetSelected(k)
 		}
 	}
-	ask := widget.NewCheck("Ask new devices what they run (a few harmless bytes; nothing is written or reset)", func(b bool) {
+	ask := widget.NewCheck("Ask new USB devices what they run (a few harmless bytes; nothing is written or reset)", func(b bool) {
 		if b != set.AskDevices {
 			set.AskDevices = b
 			save()

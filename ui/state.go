@@ -240,9 +240,11 @@ func (s *State) portsChanged(ports []app.Port, err error) {
 	s.mu.Unlock()
 	s.setRows(rows)
 	s.refit()
+	// New USB and virtual devices are asked by themselves: they are what a technician
+	// plugs in. A built-in serial port (a console, a modem) is asked only on request.
 	if s.Settings.AskDevices {
 		for _, r := range rows {
-			if r.Probe == nil {
+			if r.Probe == nil && (r.Port.USB || r.Port.Virtual) {
 				s.Probe(r.Port.Path)
 			}
 		}
