@@ -219,3 +219,15 @@ func FuzzParseLayout(f *testing.F) {
 		}
 	})
 }
+
+func TestUSBDeviceIsGivenAsVIDPIDAndSerial(t *testing.T) {
+	m, err := ParseMatch("0483:DF11,325A36713137")
+	if err != nil || m.VendorID != 0x0483 || m.ProductID != 0xdf11 || m.Serial != "325A36713137" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	for _, bad := range []string{"0483", "0483:df11x", "12345:1", "zz:1"} {
+		if _, err := ParseMatch(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
