@@ -241,6 +241,34 @@ func (d *Device) Setup(s Setup, data []byte, sent func([]byte) error) error {
 	return err
 }
 
+// Admit is called by a transport with a request's setup packet before its data stage:
+// a fault that stalls the request (Options.StallBlock) must answer before the data is
+// taken, as a device's USB controller does.
+func (d *Device) Admit(s Setup) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s.In() || s.Request != dfu.ReqDnload || s.Length == 0 {
+		return nil
+	}
+	switch d.opt.Profile {
+	case ProfileZephyr:
+		if d.state != dfu.StateIdle && d.state != dfu.StateDnloadIdle {
+			return nil
+		}
+	case ProfileSTM32:
+		if s.Value < 2 || (d.state != dfu.StateIdle && d.state != dfu.StateDnloadIdle) {
+			return nil
+		}
+	}
+	d.blocks++
+	if d.opt.StallBlock > 0 && d.blocks == d.opt.StallBlock && !d.stalled {
+		d.stalled = true
+		d.stats.Stalls++
+		return d.stall(dfu.StatusErrStalledPkt)
+	}
+	return nil
+}
+
 // stall puts the device in dfuERROR with status, as DFU 1.1 asks of a request that does
 // not fit the state, and answers STALL.
 func (d *Device) stall(status dfu.Status) error {
@@ -292,12 +320,3 @@ func (d *Device) statusReply(poll time.Duration) []byte {
 	return dfu.StatusReply{Status: d.status, PollTimeout: poll, State: d.state}.Bytes()
 }
 
-// stallThisBlock says whether the StallBlock fault hits the data block just received.
-func (d *Device) stallThisBlock() bool {
-	d.blocks++
-	if d.opt.StallBlock > 0 && d.blocks == d.opt.StallBlock && !d.stalled {
-		d.stalled = true
-		return true
-	}
-	return false
-}

@@ -164,6 +164,9 @@ func (c *hostConn) setup(ctx context.Context, s Setup, data []byte, sent func([]
 			return dfu.ErrGone
 		}
 	}
+	if err := c.h.dev.Admit(s); err != nil {
+		return err
+	}
 	err := c.h.dev.Setup(s, data, sent)
 	if lerr := c.live(); lerr != nil && err == nil && s.Request != dfu.ReqGetStatus {
 		return nil // the answer went out just before the device left

@@ -101,13 +101,15 @@ func (d *Device) Memory(addr uint32, n int) ([]byte, error) {
 // bootloader (after leave, or to start over).
 func (d *Device) EnterBootloader() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s, ok := d.impl.(*stm32); ok {
+	s, ok := d.impl.(*stm32)
+	if ok {
 		s.left, s.manifest, s.pending = false, false, nil
 		d.state, d.status, d.alt = dfu.StateIdle, dfu.StatusOK, 0
-		if d.bus != nil {
-			d.bus.Attach()
-		}
+	}
+	bus := d.bus
+	d.mu.Unlock()
+	if ok && bus != nil {
+		bus.Attach() // without the lock: the transport asks for the descriptors
 	}
 }
 
@@ -169,9 +171,6 @@ func (s *stm32) setup(d *Device, r Setup, data []byte) ([]byte, func(), error) {
 			d.state = dfu.StateManifestSync
 			s.manifest = true
 			return nil, nil, nil
-		}
-		if r.Value >= 2 && d.stallThisBlock() {
-			return nil, nil, d.stall(dfu.StatusErrStalledPkt)
 		}
 		s.pending, s.pendingNr = append([]byte(nil), data...), r.Value
 		d.state = dfu.StateDnloadSync

@@ -216,9 +216,6 @@ func (z *zephyr) dnload(d *Device, s Setup, data []byte) ([]byte, func(), error)
 		z.resetCounters()
 		return nil, nil, ErrStall
 	}
-	if len(data) > 0 && d.stallThisBlock() {
-		return nil, nil, d.stall(dfu.StatusErrStalledPkt)
-	}
 	d.state = dfu.StateDnBusy
 	z.busy = true
 	block := append([]byte(nil), data...)
@@ -330,4 +327,20 @@ func (z *zephyr) reboot(d *Device) {
 			}
 		})
 	})
+}
+
+// DFUModeDescriptors are what the device enumerates with in DFU mode, whatever mode it
+// is in now (a gadget transport sets both up at the start).
+func (d *Device) DFUModeDescriptors() Descriptors {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch p := d.impl.(type) {
+	case *zephyr:
+		z := *p
+		z.dfuMode = true
+		return d.zephyrDescriptors(&z)
+	case *stm32:
+		return d.stm32Descriptors(p)
+	}
+	return Descriptors{}
 }
