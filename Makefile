@@ -11,7 +11,7 @@ BIN := bin
 # The cgo packages: the fieldflash binary (root) and the desktop app.
 GUIPKGS := . ./ui/...
 
-.PHONY: all deps build build-cli package-gui test unit fuzz demo bench screenshots corpus clean release release-targets repro package-check
+.PHONY: all deps build build-cli package-gui test unit fuzz demo bench screenshots corpus clean release release-targets repro package-check usblab
 
 all: build
 
@@ -45,10 +45,17 @@ build-cli:
 test: deps
 	$(GO) vet ./...
 	$(GUI) $(GO) vet $(GUIPKGS)
+	CGO_ENABLED=1 $(GO) vet ./transports/usb ./flasher/dfu ./sim/usblab/...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GUI) $(GO) test -count=1 -timeout 20m $(GUIPKGS)
+	$(MAKE) usblab
 	bash .ci/fuzz
 	bash .ci/packaging
+
+# The USB lab: the DFU twins as Linux USB gadgets in a QEMU VM (TCG), dfu-util and
+# fieldflash's USB path (cgo, libusb, gousb) against them through the kernel's USB stack.
+usblab: deps
+	FIELDFLASH_USBLAB=1 $(GO) test -count=1 -timeout 10m -run TestUSBLab ./sim/usblab
 
 unit:
 	$(GO) test -count=1 ./...

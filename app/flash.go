@@ -78,6 +78,9 @@ type FlashRequest struct {
 	Retry    RetryPolicy // zero: the engine's default
 	// JournalDir overrides the session's journal directory.
 	JournalDir string
+	// USB flashes a USB DFU device instead of a serial port: "VID:PID[,SERIAL]", or "auto"
+	// for the one connected DFU device the bundle's targets fit.
+	USB string
 }
 
 // FlashResult is what one update did.
@@ -175,6 +178,9 @@ func runFlash(ctx context.Context, req FlashRequest, events func(Event)) *FlashR
 			res.Status = StatusCanceled
 		}
 		return res
+	}
+	if req.USB != "" {
+		return runFlashUSB(ctx, req, emit, fail, res)
 	}
 	if req.Protocol == "" {
 		pr, err := ProbePort(ctx, req.Port, req.Baud, nil)

@@ -30,14 +30,25 @@ own offset let the same command, run again, resume where it stopped.
 
 Without --protocol the port is probed: SMP (MCUmgr) first, then a YMODEM bootloader.
 
+With --usb the device is a USB DFU 1.1 or DfuSe device (the full build only: cgo and
+libusb). A device in its application's run-time mode is detached into DFU mode first.
+The download goes in wTransferSize blocks; DfuSe devices get only the pages the image
+covers erased. The image is read back where the device can upload, otherwise the device's
+own check is relied on, and the output says which. A rerun after an interruption resumes
+a DfuSe device at the first page not yet written; plain DFU has no addressing and starts
+again from byte 0. --usb auto picks the one connected DFU device the bundle fits (by its
+usb_vendor/usb_product hints or the DFU file's suffix).
+
 Exit codes: 0 updated (or already current), 1 refused (bundle, wrong device, rollback;
 the device was not written), 2 usage, 3 environment (bundle, port, $FIELDFLASH_HOME),
 4 the device failed or stopped answering (run the same command again to resume, or see
 the hint), 5 interrupted (run the same command again to resume).`
 
 func cmdFlash(e *env, args []string) int {
-	fs := newFlags(e, "flash", "BUNDLE.fwb --port PATH [options]", flashHelp)
+	fs := newFlags(e, "flash", "BUNDLE.fwb --port PATH | --usb VID:PID[,SERIAL]|auto [options]", flashHelp)
 	port := fs.String("port", "", "the `PATH` of the serial port the device is on, e.g. /dev/ttyACM0 or COM4 (fieldflash devices lists them)")
+	usbDev := fs.String("usb", "", "flash a USB DFU device: `VID:PID[,SERIAL]` in hex (e.g. 0483:df11), or auto for the one connected DFU device the bundle fits")
+	hardware := fs.String("hardware", "", "the device's hardware `ID`, for DFU devices the bundle's USB ids do not name")
 	protocol := fs.String("protocol", "", "smp or ymodem (default: probe the port)")
 	baud := fs.Int("baud", app.DefaultBaud, "baud rate of the port")
 	target := fs.String("target", "", "the bundle's target to flash (default: the one that fits the device)")
@@ -46,9 +57,19 @@ func cmdFlash(e *env, args []string) int {
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
-	if fs.NArg() != 1 || *port == "" {
-		app.Fprintln(e.stderr, "fieldflash flash: give one bundle and the port, e.g. `fieldflash flash acme-7.2.fwb --port /dev/ttyACM0`")
+	if fs.NArg() != 1 || (*port == "") == (*usbDev == "") {
+		app.Fprintln(e.stderr, "fieldflash flash: give one bundle and either the port or the USB device, e.g. `fieldflash flash acme-7.2.fwb --port /dev/ttyACM0` or `fieldflash flash acme-7.2.fwb --usb 0483:df11`")
 		return exitUsage
+	}
+	if *usbDev != "" {
+		if !app.USBAvailable {
+			app.Fprintln(e.stderr, "fieldflash flash --usb:", app.ErrUSBNeedsFullBuild)
+			return exitEnv
+		}
+		if *demo {
+			app.Fprintln(e.stderr, "✘ refused: demo bundles flash only virtual devices, not USB devices")
+			return exitRefused
+		}
 	}
 	if *protocol != "" && *protocol != "smp" && *protocol != "ymodem" {
 		app.Fprintf(e.stderr, "fieldflash flash: --protocol %q: use smp or ymodem\n", *protocol)
@@ -73,7 +94,7 @@ func cmdFlash(e *env, args []string) int {
 	}
 	out := newFlashOutput(e, *jsonOut)
 	out.verified = v
-	res := s.Flash(ctx, app.FlashRequest{Bundle: v, Target: *target, Port: *port, Baud: *baud, Protocol: *protocol}, out.event)
+	res := s.Flash(ctx, app.FlashRequest{Bundle: v, Target: *target, Port: *port, Baud: *baud, Protocol: *protocol, USB: *usbDev, Hardware: *hardware}, out.event)
 	return out.finish(res)
 }
 

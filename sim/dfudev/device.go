@@ -319,4 +319,3 @@ func (d *Device) Close() error {
 func (d *Device) statusReply(poll time.Duration) []byte {
 	return dfu.StatusReply{Status: d.status, PollTimeout: poll, State: d.state}.Bytes()
 }
-

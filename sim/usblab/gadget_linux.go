@@ -154,6 +154,8 @@ type DFUGadget struct {
 	bound   *ffsMode
 	pulled  bool
 	altSeen bool // an ENABLE since the last alternate setting was read
+	closing bool
+	serving sync.WaitGroup
 	Log     func(format string, args ...any)
 	Trace   func(string) // every request and answer, when set
 }
@@ -221,7 +223,11 @@ func ServeDFU(dev *dfudev.Device, name string) (*DFUGadget, error) {
 		}
 		m := &ffsMode{g: g, ep0: ep0, fd: int(ep0.Fd())}
 		dg.modes[d.Protocol] = m
-		go dg.serve(m)
+		dg.serving.Add(1)
+		go func() {
+			defer dg.serving.Done()
+			dg.serve(m)
+		}()
 	}
 	dev.SetBus(dg)
 	dg.Attach()
@@ -286,18 +292,33 @@ func (dg *DFUGadget) Replug() {
 	dg.Attach()
 }
 
-// Close unbinds everything.
+// Close unbinds everything. The ep0 files are closed only once their readers stopped:
+// a number closed under a waiting poll would be reused by the next gadget's ep0, and the
+// old reader would answer the new gadget's requests.
 func (dg *DFUGadget) Close() {
 	dg.Unplug()
+	dg.mu.Lock()
+	dg.closing = true
+	dg.mu.Unlock()
+	dg.serving.Wait()
 	for _, m := range dg.modes {
 		m.ep0.Close()
 	}
+}
+
+func (dg *DFUGadget) stopping() bool {
+	dg.mu.Lock()
+	defer dg.mu.Unlock()
+	return dg.closing
 }
 
 // hostAlt reads the alternate setting the host selected from its sysfs.
 func hostAlt() (int, bool) {
 	files, _ := filepath.Glob("/sys/bus/usb/devices/*-*:1.0/bAlternateSetting")
 	for _, f := range files {
+		if strings.Contains(f, "-0:") {
+			continue // a root hub
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
@@ -317,8 +338,11 @@ func (dg *DFUGadget) serve(m *ffsMode) {
 		// Wait with poll, then read: a read of ep0 that waits for an event holds
 		// FunctionFS's mutex all along, which a bind of the UDC (another gadget's, or this
 		// one's after a detach) then waits for.
+		if dg.stopping() {
+			return
+		}
 		pfd := []unix.PollFd{{Fd: int32(m.fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(pfd, 1000); err != nil && err != unix.EINTR {
+		if _, err := unix.Poll(pfd, 200); err != nil && err != unix.EINTR {
 			dg.Log("ep0 poll: %v", err)
 			return
 		}
@@ -333,7 +357,8 @@ func (dg *DFUGadget) serve(m *ffsMode) {
 			if errors.Is(err, syscall.EBADF) {
 				return
 			}
-			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EIDRM) || errors.Is(err, syscall.ESHUTDOWN) || errors.Is(err, syscall.ENODEV) {
+			// EL2HLT reports the stall we made; the others a bus reset or unbind under way.
+			if errors.Is(err, syscall.EL2HLT) || errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EIDRM) || errors.Is(err, syscall.ESHUTDOWN) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EBUSY) {
 				continue
 			}
 			dg.Log("ep0 read: %v", err)

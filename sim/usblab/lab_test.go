@@ -68,8 +68,18 @@ func TestUSBLab(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the guest with cgo (needs gcc and libusb-1.0-0-dev): %v\n%s", err, out)
 	}
-	fs := Initramfs{"/init": guest, "/bin/dfu-util": dfuUtil}
-	for _, bin := range []string{guest, dfuUtil} {
+	// fieldflash itself, the full build (cgo, libusb), for its devices command.
+	ff := filepath.Join(dir, "fieldflash")
+	build = exec.Command("go", "build", "-o", ff, "../..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building fieldflash with cgo: %v\n%s", err, out)
+	}
+	fs := Initramfs{"/init": guest, "/bin/dfu-util": dfuUtil, "/bin/fieldflash": ff}
+	if _, err := os.Stat("/bin/busybox"); err == nil {
+		fs["/bin/busybox"] = "/bin/busybox" // busybox-static: a shell for looking around (usblab.shell=1)
+	}
+	for _, bin := range []string{guest, dfuUtil, ff} {
 		for _, l := range libsOf(t, bin) {
 			fs[l] = l
 		}

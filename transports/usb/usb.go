@@ -49,7 +49,7 @@ type Desc struct {
 
 // InterfaceDesc is one alternate setting as the configuration lists it.
 type InterfaceDesc struct {
-	Config, Number, Alt        int
+	Config, Number, Alt       int
 	Class, SubClass, Protocol uint8
 }
 

@@ -14,17 +14,10 @@ import (
 
 const available = true
 
-// One libusb context for the process: libusb enumerates through it, and gousb closes a
-// device only through the context that opened it.
-var (
-	ctxOnce sync.Once
-	ctx     *gousb.Context
-)
-
-func usbContext() *gousb.Context {
-	ctxOnce.Do(func() { ctx = gousb.NewContext() })
-	return ctx
-}
+// Every List and Open scans the bus with a libusb context of its own, closed with the
+// device: a context's device list follows hotplug only through udev's daemon, which a
+// minimal system (a recovery image, the lab's VM) does not run, and a fresh scan is cheap.
+func newContext() *gousb.Context { return gousb.NewContext() }
 
 func descOf(d *gousb.DeviceDesc) Desc {
 	out := Desc{Bus: d.Bus, Address: d.Address, Ports: append([]int(nil), d.Path...),
@@ -43,7 +36,9 @@ func descOf(d *gousb.DeviceDesc) Desc {
 // List describes every device on every bus without opening any.
 func List() ([]Desc, error) {
 	var out []Desc
-	_, err := usbContext().OpenDevices(func(d *gousb.DeviceDesc) bool {
+	c := newContext()
+	defer c.Close()
+	_, err := c.OpenDevices(func(d *gousb.DeviceDesc) bool {
 		out = append(out, descOf(d))
 		return false
 	})
@@ -56,6 +51,7 @@ func List() ([]Desc, error) {
 // Device is one open USB device.
 type Device struct {
 	mu   sync.Mutex
+	ctx  *gousb.Context
 	dev  *gousb.Device
 	desc Desc
 	cfg  *gousb.Config
@@ -65,7 +61,8 @@ type Device struct {
 // Open opens the first device match accepts.
 func Open(match func(Desc) bool) (*Device, error) {
 	var first *gousb.Device
-	devs, err := usbContext().OpenDevices(func(d *gousb.DeviceDesc) bool {
+	c := newContext()
+	devs, err := c.OpenDevices(func(d *gousb.DeviceDesc) bool {
 		return match(descOf(d))
 	})
 	for _, d := range devs {
@@ -76,13 +73,14 @@ func Open(match func(Desc) bool) (*Device, error) {
 		}
 	}
 	if first == nil {
+		c.Close()
 		if err != nil {
 			return nil, mapErr("opening the USB device", err)
 		}
 		return nil, fmt.Errorf("usb: no such device: %w", ErrGone)
 	}
 	first.SetAutoDetach(true)
-	return &Device{dev: first, desc: descOf(first.Desc)}, nil
+	return &Device{ctx: c, dev: first, desc: descOf(first.Desc)}, nil
 }
 
 // Desc is the device's description.
@@ -207,6 +205,15 @@ func (d *Device) Reset() error {
 	if d.dev == nil {
 		return ErrGone
 	}
+	// gousb resets only a device with no claimed configuration.
+	if d.intf != nil {
+		d.intf.Close()
+		d.intf = nil
+	}
+	if d.cfg != nil {
+		d.cfg.Close()
+		d.cfg = nil
+	}
 	if err := d.dev.Reset(); err != nil {
 		return mapErr("USB reset", err)
 	}
@@ -227,7 +234,8 @@ func (d *Device) Close() error {
 		d.cfg.Close()
 	}
 	err := d.dev.Close()
-	d.dev, d.cfg, d.intf = nil, nil, nil
+	d.ctx.Close()
+	d.dev, d.cfg, d.intf, d.ctx = nil, nil, nil, nil
 	return err
 }
 

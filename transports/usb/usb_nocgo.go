@@ -26,7 +26,7 @@ func (d *Device) String(ctx context.Context, index uint8) (string, error) {
 	return "", ErrNeedsFullBuild
 }
 func (d *Device) Strings(ctx context.Context) (manufacturer, product, serial string) { return }
-func (d *Device) Claim(config, iface, alt int) error                                { return ErrNeedsFullBuild }
+func (d *Device) Claim(config, iface, alt int) error                                 { return ErrNeedsFullBuild }
 func (d *Device) Control(ctx context.Context, rType, req uint8, val, idx uint16, data []byte) (int, error) {
 	return 0, ErrNeedsFullBuild
 }

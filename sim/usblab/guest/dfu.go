@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -199,6 +200,34 @@ func dfuseScenarios() {
 		}
 		return nil
 	})
+	check("fieldflash devices lists the DfuSe twin: ids, serial, DFU version, transfer size, parsed memory layouts", func() error {
+		out, err := exec.Command("fieldflash", "devices", "--json").Output()
+		if err != nil {
+			return fmt.Errorf("fieldflash devices --json: %v\n%s", err, out)
+		}
+		var doc struct {
+			USB []struct {
+				Info dfu.DeviceInfo `json:"info"`
+			} `json:"usb_dfu"`
+			Err string `json:"usb_error"`
+		}
+		if err := json.Unmarshal(out, &doc); err != nil {
+			return fmt.Errorf("%v:\n%s", err, out)
+		}
+		if len(doc.USB) != 1 {
+			return fmt.Errorf("%d USB DFU devices (%s):\n%s", len(doc.USB), doc.Err, out)
+		}
+		i := doc.USB[0].Info
+		if i.VendorID != 0x0483 || i.ProductID != 0xdf11 || i.Serial != "325A36713137" || i.Functional.TransferSize != 2048 || i.Functional.Version != dfu.VersionDfuSe ||
+			len(i.Alts) != 3 || i.Alts[0].Layout == nil || len(i.Alts[0].Layout.Sectors) != 12 || i.Alts[1].Layout.Sectors[0].Start != 0x1fffc000 {
+			return fmt.Errorf("fieldflash devices --json:\n%s", out)
+		}
+		text, _ := exec.Command("fieldflash", "devices").Output()
+		if !strings.Contains(string(text), "memory: Internal Flash 0x08000000: 4×16 KiB rew, 1×64 KiB rew, 7×128 KiB rew") {
+			return fmt.Errorf("fieldflash devices:\n%s", text)
+		}
+		return nil
+	})
 	raw := pattern(40000, 7)
 	check("dfu-util downloads to the DfuSe twin and uploads the same bytes back", func() error {
 		if _, err := dfuUtil("-a", "0", "-s", "0x08000000", "-D", write("/tmp/raw.bin", raw)); err != nil {
@@ -313,6 +342,9 @@ func dfuseScenarios() {
 		var ev eventLog
 		out, err := flashUSB(ctx, stm32, v, j, ev.event)
 		cancel()
+		if out == nil {
+			return err
+		}
 		if err == nil || out.Result != flasher.ResultInterrupted {
 			return fmt.Errorf("first run with the cable out: %v %v\n%s", out.Result, err, ev.String())
 		}
@@ -373,10 +405,15 @@ func zephyrScenarios() {
 		if !strings.Contains(out, "Found Runtime: [2fe3:0100]") {
 			return fmt.Errorf("dfu-util -l:\n%s", out)
 		}
-		if _, err := dfuUtil("-a", "1", "-D", write("/tmp/zimg.bin", img)); err != nil {
+		// Detach (-e), then download in a second run: libusb in one process follows a
+		// re-enumeration only through udev's daemon, which the VM does not run.
+		if _, err := dfuUtil("-d", "2fe3:0100", "-e"); err != nil {
 			return err
 		}
 		if err := waitHost("2fe3:ffff", 5*time.Second); err != nil {
+			return err
+		}
+		if _, err := dfuUtil("-d", "2fe3:ffff", "-a", "1", "-D", write("/tmp/zimg.bin", img)); err != nil {
 			return err
 		}
 		os.Remove("/tmp/zup.bin")

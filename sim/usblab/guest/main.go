@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -127,6 +128,11 @@ func main() {
 		s.run()
 	}
 	fmt.Printf("USBLAB DONE: %d passed, %d failed\n", passed, failed)
+	if args["usblab.shell"] == "1" {
+		sh := exec.Command("/bin/busybox", "sh")
+		sh.Stdin, sh.Stdout, sh.Stderr = os.Stdin, os.Stdout, os.Stderr
+		sh.Run()
+	}
 	os.Stdout.Sync()
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
