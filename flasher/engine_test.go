@@ -756,3 +756,28 @@ func TestRefusedConfirmLeavesTrialBootToRevert(t *testing.T) {
 	}
 	b.wantNewImageConfirmed()
 }
+
+// A device that refuses the transfer halfway is described by what is known: an application
+// still runs its current image, a bootloader that writes as it receives may not.
+func TestRefusedTransferSaysOnlyWhatIsKnownOfTheDevice(t *testing.T) {
+	for _, recovery := range []bool{false, true} {
+		b := newBench(t)
+		b.dev.recovery = recovery
+		b.opt.HardwareID = "acme-gw-r2"
+		b.dev.hook = func(verb string, acked int64) error {
+			if verb == "write-chunk" && acked >= 4096 {
+				return errors.New("invalid value in the request (rc 3)")
+			}
+			return nil
+		}
+		_, err, _ := b.flash(context.Background())
+		var fe *flasher.Error
+		if !errors.As(err, &fe) || fe.Code != flasher.CodeDevice {
+			t.Fatalf("recovery %v: %v; want the device's refusal", recovery, err)
+		}
+		claims := strings.Contains(fe.Next, "still runs its current image")
+		if recovery == claims {
+			t.Errorf("recovery %v: next step %q", recovery, fe.Next)
+		}
+	}
+}

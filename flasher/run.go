@@ -405,8 +405,13 @@ func (r *run) refused(step Step, err error) error {
 	if CodeOf(err) != "" {
 		return err
 	}
+	next := "note the message for support; the device still runs its current image unless it was reset"
+	if m := r.p.From.Mode; (m == ModeRecovery || m == ModeBootloader) && step != StepPreflight {
+		// A bootloader that writes as it receives no longer holds the old image.
+		next = "note the message for support; this bootloader writes the image as it receives it, so the device may hold a partial image: flash it again before restarting it"
+	}
 	return &Error{Code: CodeDevice, Thing: "device " + r.p.Device, Reason: fmt.Sprintf("refused %s: %v", step, err),
-		Next: "note the message for support; the device still runs its current image unless it was reset", Err: err}
+		Next: next, Err: err}
 }
 
 func (r *run) identify(ctx context.Context, step Step) (*Identity, error) {
