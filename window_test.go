@@ -107,9 +107,14 @@ type gui struct {
 
 func startGUI(t *testing.T, display, home string, args ...string) *gui {
 	t.Helper()
+	return startGUIWith(t, display, home, nil, args...)
+}
+
+func startGUIWith(t *testing.T, display, home string, env []string, args ...string) *gui {
+	t.Helper()
 	g := &gui{t: t, display: display, home: home, trace: filepath.Join(t.TempDir(), "trace.jsonl"), log: &strings.Builder{}}
 	g.cmd = exec.Command(binaryWithGUI(t), args...)
-	g.cmd.Env = append(os.Environ(), "DISPLAY="+display, "FIELDFLASH_HOME="+home, "FIELDFLASH_UI_TRACE="+g.trace, "XDG_RUNTIME_DIR="+t.TempDir())
+	g.cmd.Env = append(append(os.Environ(), "DISPLAY="+display, "FIELDFLASH_HOME="+home, "FIELDFLASH_UI_TRACE="+g.trace, "XDG_RUNTIME_DIR="+t.TempDir()), env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	g.started = time.Now()
 	if err := g.cmd.Start(); err != nil {
@@ -385,4 +390,36 @@ func TestRealWindowDrawsEveryMainScreenOfTheDemo(t *testing.T) {
 		t.Fatalf("simple mode shows:\n%s", texts(m))
 	}
 	g.shoot("simple")
+	g.stop()
+
+	// At 1.5x scale the window still fits the 1366x768 screen, and draws.
+	writeSettings(t, home, "technician", "light")
+	g = startGUIWith(t, display, home, []string{"FYNE_SCALE=1.5"}, "demo")
+	wid = g.window()
+	_, n = g.waitEvent("the first frame", 0, func(m map[string]any) bool { return m["ev"] == "first-tick" })
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		m, n = g.screen(n)
+		if strings.Contains(texts(m), "Trusted") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("at 1.5x the bundle screen shows:\n%s", texts(m))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	geo := g.xdotool("getwindowgeometry", "--shell", wid)
+	var w, h int
+	for _, l := range strings.Split(geo, "\n") {
+		if v, ok := strings.CutPrefix(l, "WIDTH="); ok {
+			w, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(l, "HEIGHT="); ok {
+			h, _ = strconv.Atoi(v)
+		}
+	}
+	if w == 0 || w > 1366 || h > 768 {
+		t.Fatalf("at 1.5x the window is %dx%d, more than the 1366x768 screen", w, h)
+	}
+	g.shoot("bundle-scale-150")
 }

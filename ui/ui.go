@@ -4,6 +4,8 @@ package ui
 
 import (
 	"image/color"
+	"os"
+	"strconv"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -27,11 +29,25 @@ func Run(opt Options) int {
 	defer st.Close()
 	applyTheme(st.Settings.Theme)
 	sh := NewShell(w, st)
-	w.Resize(fyne.NewSize(1100, 720))
+	w.Resize(windowSize(a))
 	w.SetMaster()
 	startMeasuring(w, sh)
 	w.ShowAndRun()
 	return 0
+}
+
+// windowSize is the first size of the window: 1100x720, smaller when the scale asked for
+// (FYNE_SCALE or Fyne's settings) would not fit it on a 1366x768 screen, the smallest
+// laptop screen fieldflash is made for. Every screen scrolls rather than overflow.
+func windowSize(a fyne.App) fyne.Size {
+	scale := a.Settings().Scale()
+	if v, err := strconv.ParseFloat(os.Getenv("FYNE_SCALE"), 32); err == nil && v > 0 {
+		scale = float32(v)
+	}
+	if scale <= 0 {
+		scale = 1
+	}
+	return fyne.NewSize(min(1100, 1340/scale), min(720, 700/scale))
 }
 
 // fatalWindow shows why the app cannot start ($FIELDFLASH_HOME unusable) instead of a
