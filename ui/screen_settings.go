@@ -190,13 +190,21 @@ func (sh *Shell) confirmRoot(path string, data []byte, done func()) {
 		dialog.ShowError(fmt.Errorf("root %s: %v", path, err), sh.Window)
 		return
 	}
-	if sum.Name == "" {
-		base := filepath.Base(path)
-		sum.Name = strings.TrimSuffix(strings.TrimSuffix(base, ".json"), ".root")
+	// The name is the root's own (kept as the vendor wrote it), else its file name; a
+	// standard TUF file name (root.json, 1.root.json) says nothing of the vendor and would
+	// collide with another vendor's, so then the person names the repository, as the CLI's
+	// --name does.
+	name := widget.NewEntry()
+	name.SetPlaceHolder("the vendor's repository name, e.g. acme")
+	if sum.Name != "" {
+		name.SetText(sum.Name)
+		name.Disable()
+	} else if n, err := app.NameFromFile(path); err == nil {
+		name.SetText(n)
 	}
-	sum.Name = app.SafeRootName(sum.Name)
 	lines := []fyne.CanvasObject{
-		wrapLabel(safe(fmt.Sprintf("%s, root v%d, expires %s", sum.Name, sum.Version, sum.Expires.Local().Format("2006-01-02")))),
+		wrapLabel(safe(fmt.Sprintf("%s: root v%d, expires %s", filepath.Base(path), sum.Version, sum.Expires.Local().Format("2006-01-02")))),
+		widget.NewForm(widget.NewFormItem("Repository", name)),
 		wrapLabel("Pin it only if these fingerprints match what the vendor published:"),
 	}
 	for _, k := range sum.Keys {
@@ -211,16 +219,21 @@ func (sh *Shell) confirmRoot(path string, data []byte, done func()) {
 		if !ok {
 			return
 		}
+		repo := strings.TrimSpace(name.Text)
+		if repo == "" {
+			dialog.ShowError(fmt.Errorf("root %s names no repository: type the vendor's repository name, then pin it again", app.Text(filepath.Base(path))), sh.Window)
+			return
+		}
 		store, err := app.OpenTrustStore(sh.State.Home())
 		if err == nil {
-			err = store.Add(sum.Name, data)
+			err = store.Add(repo, data)
 		}
 		if err != nil {
 			dialog.ShowError(err, sh.Window)
 			return
 		}
 		sh.State.ReopenSession()
-		sh.State.Status.Set("Pinned the trust root " + sum.Name)
+		sh.State.Status.Set("Pinned the trust root " + app.Text(repo))
 		done()
 	}, sh.Window)
 	dlg.Show()

@@ -5,7 +5,11 @@ package ui
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/fieldflash/fieldflash/app"
 )
@@ -32,8 +36,21 @@ func TestImportARootAfterItsFingerprintsThenRemoveIt(t *testing.T) {
 	h.q.drain()
 	h.waitText("Pin it only if these fingerprints match what the vendor published")
 	h.waitText(sum.Keys[0].Fingerprint)
+	// root.json is a standard TUF name and this root names no repository: pinning it
+	// unnamed is refused with the next step, and a name the person types is kept as typed.
 	h.tap("They match: pin it")
-	h.waitText("Pinned the trust root")
+	h.waitText("type the vendor's repository name")
+	h.sh.confirmRoot(corpus+"root.json", root, func() {})
+	h.q.drain()
+	h.waitText("Pin it only if these fingerprints match what the vendor published")
+	h.typeInto("the vendor's repository name", "Acme Field Devices")
+	h.tap("They match: pin it")
+	h.waitText("Pinned the trust root Acme Field Devices")
+	if store, _ := app.OpenTrustStore(h.st.Home()); store != nil {
+		if list, _ := store.List(); len(list) != 1 || list[0].Name != "Acme Field Devices" {
+			t.Fatalf("pinned roots %+v; want one, named as typed", list)
+		}
+	}
 	h.waitFor("the bundle to verify", func() bool { return h.st.Verified() != nil })
 	h.nav("settings")
 	h.waitText("Remove")
@@ -45,4 +62,21 @@ func TestImportARootAfterItsFingerprintsThenRemoveIt(t *testing.T) {
 	if list, _ := store.List(); len(list) != 0 {
 		t.Fatalf("roots after remove: %+v", list)
 	}
+}
+
+// typeInto types text into the entry whose placeholder contains hint.
+func (h *harness) typeInto(hint, text string) {
+	h.t.Helper()
+	var e *widget.Entry
+	h.waitFor("an entry “"+hint+"”", func() bool {
+		for _, o := range h.objects() {
+			if x, ok := o.(*widget.Entry); ok && strings.Contains(x.PlaceHolder, hint) && !x.Disabled() {
+				e = x
+				return true
+			}
+		}
+		return false
+	})
+	test.Type(e, text)
+	h.q.drain()
 }
