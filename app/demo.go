@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fieldflash/fieldflash/app/audit"
 	"github.com/fieldflash/fieldflash/assets"
 	"github.com/fieldflash/fieldflash/flasher"
 	"github.com/fieldflash/fieldflash/sim/link"
@@ -100,7 +101,12 @@ func RunDemo(ctx context.Context, baud int, obs DemoObserver) (*DemoReport, erro
 		return nil, err
 	}
 	obs.Verifying(path)
+	// The demo's work goes into the demo's own audit log, never into telemetry.
+	ds := &Session{Home: dir, Demo: true, state: st, rec: newRecorder(home, dir, true)}
+	defer ds.Close()
+	began := time.Now()
 	v, err := verify.VerifyFile(path, verify.Options{Roots: []verify.PinnedRoot{DemoRoot()}, DemoMode: true, State: st})
+	ds.recordVerification(path, v, err, time.Since(began), verify.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -141,12 +147,14 @@ func RunDemo(ctx context.Context, baud int, obs DemoObserver) (*DemoReport, erro
 		d.Before = sim.Running()
 		rep.Devices = append(rep.Devices, d)
 		obs.Device(i, len(sims), d, baud)
-		res := runFlash(ctx, FlashRequest{Bundle: v, Port: d.Port, Baud: baud, Protocol: d.Protocol, JournalDir: journalDir,
-			Retry: flasher.RetryPolicy{Initial: 300 * time.Millisecond, Max: 2 * time.Second}},
-			func(ev Event) {
-				d.note(ev)
-				obs.Event(ev)
-			})
+		req := FlashRequest{Bundle: v, Port: d.Port, Baud: baud, Protocol: d.Protocol, JournalDir: journalDir,
+			Retry: flasher.RetryPolicy{Initial: 300 * time.Millisecond, Max: 2 * time.Second}}
+		began := time.Now()
+		res := runFlash(ctx, req, func(ev Event) {
+			d.note(ev)
+			obs.Event(ev)
+		})
+		ds.recordFlash(audit.KindFlash, req, res, time.Since(began))
 		d.After = sim.Running()
 		sim.Close()
 		d.Retries = 0

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fieldflash/fieldflash/app/audit"
 	"github.com/fieldflash/fieldflash/flasher"
 	"github.com/fieldflash/fieldflash/flasher/smp"
 	"github.com/fieldflash/fieldflash/flasher/ymodem"
@@ -51,6 +52,7 @@ type Event struct {
 	Identity *flasher.Identity     // KindIdentified
 	Plan     *PlanSummary          // KindPlanned
 	Earlier  *flasher.JournalEntry // KindResuming
+	Warning  *HealthWarning        // KindAnomaly
 }
 
 // PlanSummary is what an update will put on the device.
@@ -133,11 +135,37 @@ func (r *FlashResult) AfterStop() string {
 // plan (refusing what does not fit: hardware, rollback, requirements, slot size),
 // journal, then the engine's run, reconnecting after a pulled cable and resuming where
 // the device stopped. events (may be nil) hears every step. It never returns nil.
+//
+// Once the device said what it is, its hardware model's recent history is checked and a
+// spike of failures is reported as a KindAnomaly event before anything is planned. The
+// update is recorded in the audit log (and queued as telemetry when the person agreed).
 func (s *Session) Flash(ctx context.Context, req FlashRequest, events func(Event)) *FlashResult {
+	return s.flash(ctx, req, events, audit.KindFlash)
+}
+
+func (s *Session) flash(ctx context.Context, req FlashRequest, events func(Event), kind audit.Kind) *FlashResult {
 	if req.JournalDir == "" {
 		req.JournalDir = s.JournalDir()
 	}
-	return runFlash(ctx, req, events)
+	start := time.Now()
+	observe := func(ev Event) {
+		if events != nil {
+			events(ev)
+		}
+		if ev.Kind == KindIdentified && ev.Identity != nil {
+			hw := ev.Identity.HardwareID
+			if hw == "" {
+				hw = req.Hardware
+			}
+			if w := s.CheckHealth(hw); w != nil && events != nil {
+				events(Event{Event: flasher.Event{Kind: KindAnomaly, Time: time.Now(),
+					Message: w.Text + ": check the batch, the cable and the power before going on"}, Port: req.Port, Warning: w})
+			}
+		}
+	}
+	res := runFlash(ctx, req, observe)
+	s.recordFlash(kind, req, res, time.Since(start))
+	return res
 }
 
 // FlashAll updates several devices at once, one session per port, and returns their

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fieldflash/fieldflash/app/audit"
 	"github.com/fieldflash/fieldflash/flasher"
 )
 
@@ -75,9 +76,11 @@ func (s *Session) Recover(ctx context.Context, rec *Recovery, req FlashRequest, 
 		err := &flasher.Error{Code: flasher.CodeHardware, Thing: "device on " + rec.Port,
 			Reason: "the bootloader does not report its hardware id",
 			Next:   fmt.Sprintf("read it from the board's label and pass --hardware; this bundle has firmware for %s", strings.Join(ids, ", "))}
-		return &FlashResult{Port: rec.Port, Protocol: req.Protocol, Before: rec.Identity, Err: err, Status: StatusRefused}
+		res := &FlashResult{Port: rec.Port, Protocol: req.Protocol, Before: rec.Identity, Err: err, Status: StatusRefused}
+		s.recordFlash(audit.KindRecovery, req, res, 0)
+		return res
 	}
-	return s.Flash(ctx, req, events)
+	return s.flash(ctx, req, events, audit.KindRecovery)
 }
 
 // deviceState names what a probe found, for people and for --json.

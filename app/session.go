@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/fieldflash/fieldflash/assets"
 	"github.com/fieldflash/fieldflash/transports"
@@ -23,6 +24,7 @@ type Session struct {
 	Executable string
 	state      *DiskState
 	roots      []verify.PinnedRoot
+	rec        *recorder
 }
 
 // OpenSession reads the trust store and the remembered state under Home(). In demo mode
@@ -52,7 +54,7 @@ func OpenSession(demo bool) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Home: work, Demo: demo, state: st, roots: roots}, nil
+	return &Session{Home: work, Demo: demo, state: st, roots: roots, rec: newRecorder(home, work, demo)}, nil
 }
 
 // JournalDir is where this session's flash journals live.
@@ -61,12 +63,16 @@ func (s *Session) JournalDir() string { return filepath.Join(s.Home, "journal") 
 // Verify checks a bundle offline against the session's roots and remembered state.
 // opts carries the device facts to check against (hardware, counter, installed
 // components); its roots, state and mode are the session's. The error is a *VerifyError
-// for a refusal (CodeIO when the file could not be read).
+// for a refusal (CodeIO when the file could not be read). The verification is recorded
+// in the audit log (and queued as telemetry when the person agreed).
 func (s *Session) Verify(path string, opts VerifyOptions) (*Verified, error) {
 	opts.Roots = s.roots
 	opts.DemoMode = s.Demo
 	opts.State = s.state
-	return verify.VerifyFile(path, opts)
+	start := time.Now()
+	v, err := verify.VerifyFile(path, opts)
+	s.recordVerification(path, v, err, time.Since(start), opts)
+	return v, err
 }
 
 // DemoRoot is the root the demo bundle chains to, trusted in demo mode only.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/fieldflash/fieldflash/app/audit"
 	"github.com/fieldflash/fieldflash/assets"
 	"github.com/fieldflash/fieldflash/verify"
 )
@@ -216,7 +217,33 @@ func (t *TrustStore) Add(name string, data []byte) error {
 			return fmt.Errorf("this root shares root key %s with repository %q, which is already pinned: it is the same repository, and bundles move it to newer roots by themselves; nothing to add", short(id), p.Name)
 		}
 	}
-	return writeFileAtomic(t.path(name), data, 0o600)
+	if err := writeFileAtomic(t.path(name), data, 0o600); err != nil {
+		return err
+	}
+	detail := fmt.Sprintf("pinned root %q", name)
+	if sum, err := InspectRoot(data, name); err == nil {
+		var fps []string
+		for _, k := range sum.Keys {
+			fps = append(fps, short(k.Fingerprint))
+		}
+		detail += fmt.Sprintf(" v%d, keys %s", sum.Version, strings.Join(fps, ", "))
+	}
+	return t.auditChange(name, detail)
+}
+
+// auditChange records a trust change in the audit log. The pin is made: an audit log that
+// cannot be written is reported as an error all the same, so the person knows.
+func (t *TrustStore) auditChange(name, detail string) error {
+	l, err := audit.Open(AuditPath(t.home))
+	if err == nil {
+		_, err = l.Append(audit.Entry{Kind: audit.KindTrustChange, AppVersion: Version, Operator: Operator(),
+			Repository: name, Outcome: audit.OutcomeOK, Detail: detail})
+		l.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("%s, but the audit log could not record it: %v", detail, err)
+	}
+	return nil
 }
 
 // Remove unpins a user-added root and forgets what was learned under it: the newest root,
@@ -246,7 +273,10 @@ func (t *TrustStore) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	return st.Forget(name)
+	if err := st.Forget(name); err != nil {
+		return err
+	}
+	return t.auditChange(name, fmt.Sprintf("unpinned root %q and forgot the metadata remembered under it", name))
 }
 
 // List summarises every pinned root, embedded ones first.
