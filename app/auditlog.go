@@ -28,6 +28,8 @@ type (
 	AuditAnchor = audit.Anchor
 	// AuditStats is the health summary of a period.
 	AuditStats = audit.Stats
+	// AuditRate is the updates of one model or bundle in a period.
+	AuditRate = audit.Rate
 )
 
 // auditHome is the home whose log a face reads: the demo keeps its own.

@@ -13,6 +13,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/fieldflash/fieldflash/app"
 )
 
 // Exit codes, the same for every command (docs/cli.md).
@@ -43,6 +45,7 @@ type env struct {
 
 // Main runs the command in args (without the program name) and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app.Version = Version
 	return run(&env{stdout: stdout, stderr: stderr, stdin: stdin}, args)
 }
 
@@ -50,6 +53,20 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func Usage(w io.Writer) { usage(w) }
 
 func run(e *env, args []string) int {
+	// fieldflash --telemetry=on|off COMMAND: the answer to the first-run question, for
+	// scripts and CI.
+	answer := ""
+	for len(args) > 0 && strings.HasPrefix(args[0], "--telemetry") {
+		v, ok := strings.CutPrefix(args[0], "--telemetry=")
+		if !ok {
+			if args[0] != "--telemetry" || len(args) < 2 {
+				fmt.Fprintln(e.stderr, "fieldflash: --telemetry=on or --telemetry=off, before the command")
+				return exitUsage
+			}
+			v, args = args[1], args[1:]
+		}
+		answer, args = v, args[1:]
+	}
 	if len(args) == 0 {
 		usage(e.stderr)
 		return exitUsage
@@ -72,7 +89,46 @@ func run(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "fieldflash: unknown command %q; run `fieldflash help` for the list\n", name)
 		return exitUsage
 	}
-	return c.run(e, args[1:])
+	if !isHelp(args[1:]) {
+		if code := telemetryAnswer(e, answer, name); code != exitOK {
+			return code
+		}
+	}
+	code := c.run(e, args[1:])
+	if reports[name] {
+		flushTelemetry()
+	}
+	return code
+}
+
+// reports are the commands that may queue telemetry, sent briefly after they ran.
+var reports = map[string]bool{"verify": true, "flash": true, "recover": true}
+
+func isHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			return true
+		}
+	}
+	return len(args) > 0 && args[0] == "help"
+}
+
+// visited names the flags given on the command line.
+func visited(fs *flag.FlagSet) map[string]bool {
+	m := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { m[f.Name] = true })
+	return m
+}
+
+// warnSession prints what went wrong while the session recorded its work (audit log,
+// telemetry queue): the work itself is done, but the person must know.
+func warnSession(e *env, s *app.Session) {
+	if s == nil {
+		return
+	}
+	for _, w := range s.Warnings() {
+		fmt.Fprintln(e.stderr, "⚠", clean(w))
+	}
 }
 
 // Version is set at build time with -ldflags "-X github.com/fieldflash/fieldflash/cli.Version=...".

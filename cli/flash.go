@@ -90,12 +90,16 @@ func cmdFlash(e *env, args []string) int {
 	}
 	v, err := s.Verify(fs.Arg(0), app.VerifyOptions{})
 	if err != nil {
-		return reportRefusal(e, *jsonOut, err)
+		code := reportRefusal(e, *jsonOut, err)
+		warnSession(e, s)
+		return code
 	}
 	out := newFlashOutput(e, *jsonOut)
 	out.verified = v
 	res := s.Flash(ctx, app.FlashRequest{Bundle: v, Target: *target, Port: *port, Baud: *baud, Protocol: *protocol, USB: *usbDev, Hardware: *hardware}, out.event)
-	return out.finish(res)
+	code := out.finish(res)
+	warnSession(e, s)
+	return code
 }
 
 // flashOutput is the CLI's printer of a flash session: text and a progress bar or lines
@@ -142,6 +146,16 @@ func (o *flashOutput) event(ev app.Event) {
 				printLines(o.e.stdout, "note    ", "        ", n)
 			}
 		}
+	case app.KindAnomaly:
+		// Before anything is planned or written: the technician may stop here.
+		if o.quiet {
+			return
+		}
+		if o.json {
+			writeJSONLine(o.e.stdout, map[string]any{"time": ev.Time, "kind": ev.Kind, "message": ev.Message, "warning": ev.Warning})
+			return
+		}
+		fmt.Fprintf(o.e.stderr, "⚠ %s\n", clean(ev.Message))
 	case app.KindResuming:
 		o.say("resume  an earlier run stopped at %s with %s acknowledged; continuing from the device's own offset\n", ev.Earlier.Step, progress.Bytes(ev.Earlier.Acked))
 	case app.KindNote:

@@ -69,7 +69,9 @@ func cmdRecover(e *env, args []string) int {
 			return reportEnv(e, *jsonOut, err)
 		}
 		if v, err = s.Verify(fs.Arg(0), app.VerifyOptions{}); err != nil {
-			return reportRefusal(e, *jsonOut, err)
+			code := reportRefusal(e, *jsonOut, err)
+			warnSession(e, s)
+			return code
 		}
 	}
 
@@ -109,5 +111,7 @@ func cmdRecover(e *env, args []string) int {
 	}
 	out := newFlashOutput(e, *jsonOut)
 	out.verified = v
-	return out.finish(s.Recover(ctx, rec, app.FlashRequest{Bundle: v, Target: *target, Baud: *baud, Hardware: *hardware}, out.event))
+	code := out.finish(s.Recover(ctx, rec, app.FlashRequest{Bundle: v, Target: *target, Baud: *baud, Hardware: *hardware}, out.event))
+	warnSession(e, s)
+	return code
 }

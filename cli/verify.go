@@ -72,6 +72,7 @@ func cmdVerify(e *env, args []string) int {
 		return reportEnv(e, *jsonOut, err)
 	}
 	v, err := s.Verify(fs.Arg(0), opts)
+	defer warnSession(e, s)
 	if err != nil {
 		return reportRefusal(e, *jsonOut, err)
 	}

@@ -128,6 +128,10 @@ func encode(e Entry) ([]byte, string, error) {
 // LineError says why a line is not a whole, intact entry.
 type LineError struct {
 	Reason string
+	// Edited: the line has an entry's whole shape, hash included, but the hash does not
+	// match (or what it covers is no entry). A crash leaves a prefix of a line, never
+	// this: someone changed it.
+	Edited bool
 }
 
 func (e *LineError) Error() string { return e.Reason }
@@ -137,37 +141,37 @@ func (e *LineError) Error() string { return e.Reason }
 // verifier's work across lines.
 func DecodeLine(line []byte) (*Entry, error) {
 	if len(line) > MaxLineBytes {
-		return nil, &LineError{fmt.Sprintf("a line of %d bytes, longer than any entry (%d)", len(line), MaxLineBytes)}
+		return nil, &LineError{Reason: fmt.Sprintf("a line of %d bytes, longer than any entry (%d)", len(line), MaxLineBytes)}
 	}
 	n := len(line)
 	if n < hashSuffixLen+2 || line[0] != '{' || line[n-1] != '}' || line[n-2] != '"' ||
 		!bytes.Equal(line[n-hashSuffixLen:n-hashSuffixLen+len(hashKey)], hashKey) {
-		return nil, &LineError{"not an entry: it does not end with its hash"}
+		return nil, &LineError{Reason: "not an entry: it does not end with its hash"}
 	}
 	want := line[n-2-64 : n-2]
 	var sum [sha256.Size]byte
 	if _, err := hex.Decode(sum[:], want); err != nil || !isLowerHex(want) {
-		return nil, &LineError{"not an entry: its hash is not 64 lowercase hex digits"}
+		return nil, &LineError{Reason: "not an entry: its hash is not 64 lowercase hex digits"}
 	}
 	body := line[:n-hashSuffixLen]
 	if sha256.Sum256(body) != sum {
-		return nil, &LineError{"its hash does not match its contents"}
+		return nil, &LineError{Reason: "its hash does not match its contents", Edited: true}
 	}
 	var e Entry
 	if err := decodeEntry(line, &e); err != nil {
-		return nil, &LineError{"its hash matches but it is not a valid entry: " + err.Error()}
+		return nil, &LineError{Reason: "its hash matches but it is not a valid entry: " + err.Error(), Edited: true}
 	}
 	if e.Hash != string(want) {
-		return nil, &LineError{"it names two hashes"}
+		return nil, &LineError{Reason: "it names two hashes", Edited: true}
 	}
 	if len(e.Prev) != 64 || !isLowerHex([]byte(e.Prev)) {
-		return nil, &LineError{"its link to the entry before is not 64 lowercase hex digits"}
+		return nil, &LineError{Reason: "its link to the entry before is not 64 lowercase hex digits", Edited: true}
 	}
 	if e.Seq == 0 {
-		return nil, &LineError{"its sequence number is 0 (entries count from 1)"}
+		return nil, &LineError{Reason: "its sequence number is 0 (entries count from 1)", Edited: true}
 	}
 	if e.Kind == "" {
-		return nil, &LineError{"it has no kind"}
+		return nil, &LineError{Reason: "it has no kind", Edited: true}
 	}
 	return &e, nil
 }

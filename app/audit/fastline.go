@@ -27,7 +27,7 @@ func checkLine(line []byte) (*Entry, error) {
 		return DecodeLine(line)
 	}
 	if sha256.Sum256(line[:n-hashSuffixLen]) != sum {
-		return nil, &LineError{"its hash does not match its contents"}
+		return nil, &LineError{Reason: "its hash does not match its contents", Edited: true}
 	}
 	e, ok := readHead(line)
 	if !ok || e.Kind == KindTornRecord {

@@ -246,7 +246,10 @@ func findTail(r io.ReaderAt, size int64) (tail, error) {
 		if _, err := r.ReadAt(buf, base); err != nil && !errors.Is(err, io.EOF) {
 			return tail{}, err
 		}
-		t, ok := lastIntact(buf, base)
+		t, ok, err := lastIntact(buf, base)
+		if err != nil {
+			return tail{}, err
+		}
 		if ok || base == 0 {
 			return t, nil
 		}
@@ -256,7 +259,7 @@ func findTail(r io.ReaderAt, size int64) (tail, error) {
 // lastIntact looks for the last whole line of buf (which starts at file offset base) that
 // is an intact entry. The first line of a window that does not start the file may be cut
 // and is not considered.
-func lastIntact(buf []byte, base int64) (tail, bool) {
+func lastIntact(buf []byte, base int64) (tail, bool, error) {
 	lastNL := bytes.LastIndexByte(buf, '\n')
 	var t tail
 	found := false
@@ -265,7 +268,7 @@ func lastIntact(buf []byte, base int64) (tail, bool) {
 	if base > 0 {
 		first := bytes.IndexByte(buf, '\n')
 		if first < 0 {
-			return tail{}, false
+			return tail{}, false, nil
 		}
 		stop = first + 1
 	}
@@ -274,24 +277,33 @@ func lastIntact(buf []byte, base int64) (tail, bool) {
 		if start < stop {
 			break
 		}
-		if e, err := checkLine(buf[start:end]); err == nil {
+		e, err := checkLine(buf[start:end])
+		if err == nil {
 			t = tail{head: Head{Seq: e.Seq, Hash: e.Hash, Time: e.Time}, end: base + int64(end) + 1}
 			found = true
 			break
 		}
+		if le := (*LineError)(nil); errors.As(err, &le) && le.Edited {
+			// Noting this as torn would launder an edit: nothing more is written until
+			// a person has looked.
+			return tail{}, false, fmt.Errorf("the entry at byte %d near the end was edited (%s), not torn by a crash; nothing more is written to the log until support has looked at it (`fieldflash audit verify` names it; move the file aside to start a new log)", base+int64(start), le.Reason)
+		}
 		end = start - 1
 	}
 	if !found && base > 0 {
-		return tail{}, false
+		return tail{}, false, nil
 	}
 	// The bytes after the last newline: a whole entry that lost its newline continues
 	// the chain and is kept; anything else there is torn.
 	if frag := buf[lastNL+1:]; len(frag) > 0 && base+int64(lastNL+1) == t.end {
-		if e, err := checkLine(frag); err == nil && e.Seq == t.head.Seq+1 && e.Prev == prevOf(t.head) {
+		e, err := checkLine(frag)
+		if err == nil && e.Seq == t.head.Seq+1 && e.Prev == prevOf(t.head) {
 			t = tail{head: Head{Seq: e.Seq, Hash: e.Hash, Time: e.Time}, end: base + int64(len(buf)), unterminated: true}
+		} else if le := (*LineError)(nil); errors.As(err, &le) && le.Edited {
+			return tail{}, false, fmt.Errorf("the last entry was edited (%s), not torn by a crash; nothing more is written to the log until support has looked at it (`fieldflash audit verify` names it)", le.Reason)
 		}
 	}
-	return t, true
+	return t, true, nil
 }
 
 func prevOf(h Head) string {

@@ -296,3 +296,24 @@ func TestALongLineIsOneBadSpan(t *testing.T) {
 		t.Fatalf("zeros after a crash: %+v %v", rep, rep.Problem)
 	}
 }
+
+// An edited last entry looks like nothing a crash leaves (a crash leaves a prefix of a
+// line): it must be named as edited, and never noted away as torn.
+func TestAnEditedLastEntryIsNotMistakenForATornOne(t *testing.T) {
+	path, _ := writeLog(t, 3)
+	ls := lines(t, path)
+	ls[2] = bytes.Replace(ls[2], []byte(`"to":"7.2.0"`), []byte(`"to":"7.2.1"`), 1)
+	writeLines(t, path, ls)
+	rep, _ := VerifyFile(path, nil)
+	if rep.OK() || rep.Problem.Seq != 3 || !strings.Contains(rep.Problem.Reason, "it was edited") || rep.TornTail != nil {
+		t.Fatalf("edited last entry: %+v %v", rep, rep.Problem)
+	}
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "was edited") {
+		t.Fatalf("open over an edited last entry: %v; want a refusal to write", err)
+	}
+	// Without its newline too.
+	writeLines(t, path, append(ls[:2:2], bytes.TrimSuffix(ls[2], []byte("\n"))))
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "was edited") {
+		t.Fatalf("open over an edited unterminated last entry: %v", err)
+	}
+}

@@ -147,7 +147,7 @@ func scan(r io.Reader, check func([]byte) (*Entry, error), fn func(e *Entry, lin
 		var e *Entry
 		var lerr error
 		if long {
-			lerr = &LineError{fmt.Sprintf("a line of %d bytes, longer than any entry (%d)", len(content), MaxLineBytes)}
+			lerr = &LineError{Reason: fmt.Sprintf("a line of %d bytes, longer than any entry (%d)", len(content), MaxLineBytes)}
 		} else {
 			e, lerr = check(content)
 		}
@@ -202,6 +202,16 @@ func (v *verifier) line(e *Entry, content []byte, lerr error) bool {
 		n++
 	}
 	if lerr != nil {
+		var le *LineError
+		if errors.As(lerr, &le) && le.Edited {
+			// A whole entry whose hash fails: changed by someone, wherever it is.
+			after := v.next - 1
+			if v.span != nil {
+				after = v.span.after
+			}
+			v.rep.Problem = &Problem{Seq: guessSeq(content), Line: p.Line, Offset: p.Offset, After: after, Reason: describeLineError(lerr)}
+			return false
+		}
 		if v.span == nil {
 			v.span = &spanState{offset: p.Offset, line: p.Line, after: v.next - 1, reason: lerr, seq: guessSeq(content), sum: sha256.New()}
 		}
