@@ -271,3 +271,19 @@ func TestAFailureSpikeWarnsBeforeTheNextUpdateOfThatModel(t *testing.T) {
 		t.Fatalf("%d anomaly-warning entries after two warned updates within a day, want 1", n)
 	}
 }
+
+func TestDesktopSettingChangesAreAudited(t *testing.T) {
+	home := t.TempDir()
+	set := DefaultSettings()
+	set.Mode, set.Baud = ModeSimple, 921600
+	if err := SaveSettings(home, set); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveSettings(home, set); err != nil { // nothing changed: nothing recorded
+		t.Fatal(err)
+	}
+	entries := readLog(t, AuditPath(home))
+	if len(entries) != 1 || entries[0].Kind != audit.KindSettingChange || entries[0].Detail != "mode: technician -> simple, baud: 115200 -> 921600" {
+		t.Fatalf("entries %+v", entries)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Modes of the desktop app.
@@ -73,14 +74,44 @@ func LoadSettings(home string) (Settings, error) {
 	return s, nil
 }
 
-// SaveSettings writes the settings under home, atomically.
+// SaveSettings writes the settings under home, atomically, and records what changed in
+// the audit log.
 func SaveSettings(home string, s Settings) error {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return fmt.Errorf("settings %s: %v", settingsPath(home), err)
 	}
+	before, _ := LoadSettings(home)
 	b, _ := json.MarshalIndent(s, "", "  ")
 	if err := writeFileAtomic(settingsPath(home), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("settings %s: %v", settingsPath(home), err)
 	}
+	if changes := settingChanges(before, s); changes != "" {
+		if err := auditSetting(home, changes); err != nil {
+			return fmt.Errorf("settings saved (%s), but the audit log could not record it: %v", changes, err)
+		}
+	}
 	return nil
+}
+
+// settingChanges says in words what differs between two settings ("" for nothing).
+func settingChanges(a, b Settings) string {
+	var out []string
+	add := func(name string, x, y any) {
+		if x != y {
+			out = append(out, fmt.Sprintf("%s: %v -> %v", name, x, y))
+		}
+	}
+	add("mode", a.Mode, b.Mode)
+	add("theme", a.Theme, b.Theme)
+	add("baud", a.Baud, b.Baud)
+	add("protocol", orProbe(a.Protocol), orProbe(b.Protocol))
+	add("ask devices", a.AskDevices, b.AskDevices)
+	return strings.Join(out, ", ")
+}
+
+func orProbe(p string) string {
+	if p == "" {
+		return "probe"
+	}
+	return p
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/fieldflash/fieldflash/app"
 )
@@ -352,30 +351,6 @@ func auditStats(e *env, args []string) int {
 	return exitOK
 }
 
-// clean escapes what a terminal would interpret in text that did not come from this
-// program (a device's hardware id, a bundle's file name, an endpoint's message): control
-// characters and other unprintable runes become \x.. or \u.... escapes.
-func clean(s string) string {
-	ok := true
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case unicode.IsPrint(r):
-			b.WriteRune(r)
-		case r < 0x100:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		}
-	}
-	return b.String()
-}
+// clean escapes text that did not come from this program (a device's hardware id, a
+// bundle's file name, an endpoint's message) before it reaches a terminal.
+func clean(s string) string { return app.Text(s) }
