@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fieldflash/fieldflash/app/audit"
+	"github.com/fieldflash/fieldflash/app/telemetry"
 )
 
 // Words of the audit log a face needs (docs/audit.md).
@@ -30,6 +31,8 @@ type (
 	AuditStats = audit.Stats
 	// AuditRate is the updates of one model or bundle in a period.
 	AuditRate = audit.Rate
+	// TelemetryEvent is one telemetry report, exactly the fields that may be sent.
+	TelemetryEvent = telemetry.Event
 )
 
 // auditHome is the home whose log a face reads: the demo keeps its own.

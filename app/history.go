@@ -17,8 +17,8 @@ const (
 )
 
 // History lists the updates this session's journals remember, newest first: finished
-// ones with their outcome, and unfinished ones (a resume is possible). The audit log
-// will feed it too once it exists; for now the journals are the record.
+// ones with their outcome, and unfinished ones (a resume is possible). The full record of
+// what was done here is the audit log (ListAudit; the window's Audit log screen).
 func (s *Session) History() ([]JournalEntry, error) { return ReadJournals(s.JournalDir()) }
 
 // ReadJournals reads the journal files in dir, skipping any that cannot be read: one

@@ -47,6 +47,9 @@ type Job struct {
 	ETA     time.Duration
 	Waiting bool   // the device stopped answering; the engine waits and retries
 	Line    string // the last thing that happened, in words
+	// Warning: this hardware model's updates have failed often lately (the audit log's
+	// anomaly rules); shown until the job ends.
+	Warning string
 	Rates   []float64
 	Result  *app.FlashResult
 	Explain *app.Explanation
@@ -77,6 +80,7 @@ type jobSnapshot struct {
 	eta     time.Duration
 	waiting *bool
 	line    string
+	warning string
 	name    string
 }
 
@@ -291,6 +295,8 @@ func (j *Job) event(ev app.Event) {
 		p.line = "Waiting for the device … " + ev.Message
 	case app.KindNote, app.KindHint:
 		p.line = ev.Message
+	case app.KindAnomaly:
+		p.warning = ev.Message
 	case app.KindOutcome:
 		if ev.Bytes > 0 {
 			p.bytes = ev.Bytes
@@ -371,5 +377,8 @@ func (j *Job) flush() {
 	}
 	if p.line != "" {
 		j.Line = p.line
+	}
+	if p.warning != "" {
+		j.Warning = p.warning
 	}
 }

@@ -181,6 +181,7 @@ type jobView struct {
 	detail  *widget.Label
 	graph   *Graph
 	line    *widget.Label
+	warning *widget.Label
 	waiting *widget.Label
 	result  *widget.Label
 	safety  *widget.Label
@@ -193,9 +194,11 @@ type jobView struct {
 
 func newJobView(sh *Shell, j *Job) *jobView {
 	jv := &jobView{j: j, title: boldLabel(""), bar: widget.NewProgressBar(), detail: widget.NewLabel(""), graph: newGraph(),
-		line: wrapLabel(""), waiting: boldLabel(""), result: boldLabel(""), safety: wrapLabel(""), next: wrapLabel("")}
+		line: wrapLabel(""), warning: boldLabel(""), waiting: boldLabel(""), result: boldLabel(""), safety: wrapLabel(""), next: wrapLabel("")}
 	jv.result.Wrapping = fyne.TextWrapWord
 	jv.waiting.Wrapping = fyne.TextWrapWord
+	jv.warning.Wrapping = fyne.TextWrapWord
+	jv.warning.Importance = widget.WarningImportance
 	var stepObjs []fyne.CanvasObject
 	for _, s := range stepList {
 		l := widget.NewLabel("· " + s.Title)
@@ -214,7 +217,7 @@ func newJobView(sh *Shell, j *Job) *jobView {
 		buttons.Add(jv.pull)
 	}
 	progress := container.NewBorder(nil, nil, nil, jv.graph, container.NewVBox(jv.bar, jv.detail))
-	body := container.NewVBox(jv.title, container.NewGridWithColumns(3, stepObjs...), progress, jv.waiting, jv.line,
+	body := container.NewVBox(jv.title, jv.warning, container.NewGridWithColumns(3, stepObjs...), progress, jv.waiting, jv.line,
 		jv.result, jv.safety, jv.next, buttons)
 	jv.root = widget.NewCard("", "", body)
 	j.Rev.AddListener(bindingListener(jv.refresh))
@@ -272,6 +275,8 @@ func (jv *jobView) refresh() {
 			w.Hide()
 		}
 	}
+	setText(jv.warning, "⚠ "+j.Warning)
+	show(jv.warning, j.Warning != "")
 	ex := j.Explain
 	show(jv.result, ex != nil)
 	show(jv.safety, ex != nil)

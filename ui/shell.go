@@ -89,8 +89,25 @@ func NewShell(w fyne.Window, st *State) *Shell {
 		}
 		st.Status.Set("Drop a firmware bundle (.fwb) onto the window to open it.")
 	})
+	for _, f := range onStart {
+		f(sh)
+	}
 	return sh
 }
+
+// onStart are what files of this package run once the window's shell exists (the
+// telemetry uploader, for one).
+var onStart []func(*Shell)
+
+// OnStart runs f when a shell is made (from an init function).
+func OnStart(f func(*Shell)) { onStart = append(onStart, f) }
+
+// banners are extra rows under the title (the telemetry question, for one): each returns
+// nil when it has nothing to say.
+var banners []func(*Shell) fyne.CanvasObject
+
+// RegisterBanner adds a row under the title (from an init function).
+func RegisterBanner(f func(*Shell) fyne.CanvasObject) { banners = append(banners, f) }
 
 func (sh *Shell) banner() fyne.CanvasObject {
 	title := canvas.NewText("fieldflash", theme.Color(theme.ColorNameForeground))
@@ -100,7 +117,13 @@ func (sh *Shell) banner() fyne.CanvasObject {
 	if sh.State.Demo() != nil {
 		items = append(items, widget.NewLabel("Demo mode: virtual devices and the demo bundle (trusted in demo mode only)"))
 	}
-	return container.NewPadded(container.NewVBox(container.NewHBox(items...), newUpdateBanner(sh)))
+	rows := []fyne.CanvasObject{container.NewHBox(items...), newUpdateBanner(sh)}
+	for _, b := range banners {
+		if o := b(sh); o != nil {
+			rows = append(rows, o)
+		}
+	}
+	return container.NewPadded(container.NewVBox(rows...))
 }
 
 // setMode shows the screens of a mode.
