@@ -60,7 +60,7 @@ func TestTheFirstRunAsksAboutTelemetryAndTheSwitchTurnsItOff(t *testing.T) {
 	t.Setenv("FIELDFLASH_TELEMETRY", "")
 	h := newHarness(t, false, 0, Options{})
 	h.waitText("May fieldflash send anonymous usage reports")
-	h.tap("Yes, send reports")
+	h.tap("Send reports")
 	if h.shows("May fieldflash send anonymous usage reports") {
 		t.Fatal("the question stays after the answer")
 	}

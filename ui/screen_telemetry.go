@@ -101,8 +101,8 @@ func telemetryQuestionBanner(sh *Shell) fyne.CanvasObject {
 		l := widget.NewLabel(app.TelemetryQuestion())
 		dialog.ShowCustom("What telemetry sends", "Close", container.NewVScroll(l), sh.Window)
 	})
-	yes := newButton("Yes, send reports", theme.ConfirmIcon(), func() { answer(true) })
-	no := newButton("No", theme.CancelIcon(), func() { answer(false) })
+	yes := newButton("Send reports", theme.ConfirmIcon(), func() { answer(true) })
+	no := newButton("Do not send", theme.CancelIcon(), func() { answer(false) })
 	box.Add(container.NewBorder(nil, nil, nil, container.NewHBox(what, yes, no),
 		wrapLabel("May fieldflash send anonymous usage reports (outcomes, versions, hardware model; never names, paths or serial numbers) to find firmware that fails in the field?")))
 	return box
