@@ -368,16 +368,16 @@ func TestATLSCollectorWithItsOwnCAIsReachedOnlyWithThePin(t *testing.T) {
 
 func TestEndpointsMustBeHTTPSExceptToLoopback(t *testing.T) {
 	for raw, ok := range map[string]bool{
-		"https://collector.example.com:4318":       true,
-		"https://collector.example.com/v1/logs":    true,
-		"http://127.0.0.1:4318":                    true,
-		"http://localhost:4318":                    true,
-		"http://[::1]:4318":                        true,
-		"http://collector.example.com:4318":        false,
-		"http://10.0.0.1:4318":                     false,
-		"ftp://collector.example.com":              false,
+		"https://collector.example.com:4318":        true,
+		"https://collector.example.com/v1/logs":     true,
+		"http://127.0.0.1:4318":                     true,
+		"http://localhost:4318":                     true,
+		"http://[::1]:4318":                         true,
+		"http://collector.example.com:4318":         false,
+		"http://10.0.0.1:4318":                      false,
+		"ftp://collector.example.com":               false,
 		"https://user:secret@collector.example.com": false,
-		"collector.example.com":                    false,
+		"collector.example.com":                     false,
 	} {
 		ep, err := NewEndpoint(raw, nil, 0)
 		if (err == nil) != ok {
