@@ -45,6 +45,9 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("dfu: configuration descriptor: %d bytes, not a configuration descriptor", len(b))
 	}
 	total := int(binary.LittleEndian.Uint16(b[2:]))
+	if total < 9 {
+		return nil, fmt.Errorf("dfu: configuration descriptor says wTotalLength %d, less than its own 9 bytes", total)
+	}
 	if total < len(b) {
 		b = b[:total]
 	}
