@@ -258,6 +258,10 @@ type HealthWarning = audit.Anomaly
 // right after KindIdentified, before anything is planned or written.
 const KindAnomaly Kind = "anomaly"
 
+// recentHistory is how much of the end of the audit log the anomaly rules read: some
+// 7,000 entries.
+const recentHistory = 4 << 20
+
 // anomalyRepeat is how long one model's anomaly is not recorded or queued again.
 const anomalyRepeat = 24 * time.Hour
 
@@ -268,7 +272,9 @@ func (s *Session) CheckHealth(hardware string) *HealthWarning {
 	if hardware == "" {
 		return nil
 	}
-	entries, _, err := audit.ReadFile(s.rec.auditPath, nil)
+	// The recent end of the log is enough for the rules (the model's last updates, the
+	// last hour) and keeps the check quick however long the log has grown.
+	entries, err := audit.ReadRecent(s.rec.auditPath, recentHistory)
 	if err != nil {
 		return nil
 	}

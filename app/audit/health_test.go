@@ -94,3 +94,18 @@ func TestHealthSummaryCountsPerModelAndBundle(t *testing.T) {
 		t.Fatalf("by bundle %+v", st.ByBundle)
 	}
 }
+
+func TestTheRecentEndOfALongLogIsEnoughForTheRules(t *testing.T) {
+	path, _ := writeLog(t, 2000)
+	all, _, _ := ReadFile(path, nil)
+	recent, err := ReadRecent(path, 64<<10)
+	if err != nil || len(recent) < 50 || len(recent) >= len(all) {
+		t.Fatalf("%d recent of %d: %v", len(recent), len(all), err)
+	}
+	if last := recent[len(recent)-1]; last.Seq != 2000 || recent[0].Seq != all[len(all)-len(recent)].Seq {
+		t.Fatalf("recent runs %d..%d", recent[0].Seq, last.Seq)
+	}
+	if whole, _ := ReadRecent(path, 1<<40); len(whole) != len(all) {
+		t.Fatalf("a window larger than the file: %d of %d", len(whole), len(all))
+	}
+}

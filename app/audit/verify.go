@@ -350,3 +350,38 @@ func ReadFile(path string, anchors []Anchor) ([]Entry, *Report, error) {
 	}
 	return entries, v.finish(), nil
 }
+
+// ReadRecent reads the intact entries in the last maxBytes of the log at path, oldest
+// first, without verifying the chain: what the anomaly rules need (the latest updates of
+// a model) at a cost that does not grow with the log. A missing file has none.
+func ReadRecent(path string, maxBytes int64) ([]Entry, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	base := max(st.Size()-maxBytes, 0)
+	if _, err := f.Seek(base, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var out []Entry
+	first := base > 0 // the first line of a window inside the file may be cut
+	err = Scan(f, func(e *Entry, _ []byte, _ error) bool {
+		if first {
+			first = false
+			return true
+		}
+		if e != nil {
+			out = append(out, *e)
+		}
+		return true
+	}, nil)
+	return out, err
+}
