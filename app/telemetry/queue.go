@@ -300,6 +300,32 @@ func (q *Queue) Prune() error {
 // Batch is the oldest events (at most n) and the dropped report waiting to go with them.
 // Undecodable records are deleted and counted on the way.
 func (q *Queue) Batch(n int) ([]Queued, Dropped, error) {
+	// Most batches change nothing: read them in a read-only transaction (no fsync), and
+	// write only when something must be dropped.
+	var out []Queued
+	var d Dropped
+	clean := true
+	limit := q.now().Add(-q.limits.MaxAge)
+	err := q.view(func(tx *bolt.Tx) error {
+		getJSON(tx.Bucket(bucketMeta), keyDropped, &d)
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
+			ev, err := DecodeRecord(v)
+			if err != nil || len(out) == 0 && ev.Hour.Add(time.Hour).Before(limit) {
+				clean = false
+				return nil
+			}
+			out = append(out, Queued{Key: binary.BigEndian.Uint64(k), Event: ev})
+		}
+		return nil
+	})
+	if err != nil || clean {
+		return out, d, err
+	}
+	return q.batchUpdate(n)
+}
+
+func (q *Queue) batchUpdate(n int) ([]Queued, Dropped, error) {
 	var out []Queued
 	var d Dropped
 	err := q.update(func(tx *bolt.Tx) error {
