@@ -33,8 +33,11 @@ func auditScreen(sh *Shell) fyne.CanvasObject {
 	verdict.Wrapping = fyne.TextWrapWord
 	health := container.NewVBox()
 	list := container.NewVBox()
-	draw := func() {
-		entries, rep, err := app.ListAudit(app.AuditQuery{Demo: demo})
+	// The log is read, verified and summed up off the UI goroutine (a long log takes a
+	// while: about 250,000 entries a second); only the drawing comes back to it. A read
+	// that a newer one overtook is dropped.
+	var gen int
+	show := func(entries []app.AuditEntry, rep *app.AuditReport, stats *app.AuditStats, err, statsErr error) {
 		if err != nil {
 			setText(verdict, "✘ "+app.Text(err.Error()))
 			return
@@ -46,7 +49,7 @@ func auditScreen(sh *Shell) fyne.CanvasObject {
 			verdict.Importance = widget.DangerImportance
 		}
 		verdict.Refresh()
-		health.Objects = healthRows(entries, demo)
+		health.Objects = healthRows(stats, statsErr)
 		health.Refresh()
 		var objs []fyne.CanvasObject
 		if len(entries) == 0 {
@@ -61,6 +64,24 @@ func auditScreen(sh *Shell) fyne.CanvasObject {
 		list.Objects = objs
 		list.Refresh()
 	}
+	draw := func() {
+		gen++
+		mine := gen
+		setText(verdict, "Reading the audit log…")
+		go func() {
+			entries, rep, err := app.ListAudit(app.AuditQuery{Demo: demo})
+			var stats *app.AuditStats
+			var statsErr error
+			if err == nil {
+				stats, statsErr = app.AuditHealth(30, demo)
+			}
+			st.do(func() {
+				if mine == gen {
+					show(entries, rep, stats, err, statsErr)
+				}
+			})
+		}()
+	}
 	st.Jobs.AddListener(bindingListener(func() {
 		if b := st.batch(); b == nil || !b.Running() {
 			draw()
@@ -68,13 +89,17 @@ func auditScreen(sh *Shell) fyne.CanvasObject {
 	}))
 	draw()
 	verify := newButton("Verify the chain", theme.ConfirmIcon(), func() {
-		rep, _, err := app.VerifyAudit("", demo, nil)
-		if err != nil {
-			dialog.ShowError(err, sh.Window)
-			return
-		}
-		draw()
-		dialog.ShowInformation("Audit log", auditVerdict(rep), sh.Window)
+		go func() {
+			rep, _, err := app.VerifyAudit("", demo, nil)
+			st.do(func() {
+				if err != nil {
+					dialog.ShowError(err, sh.Window)
+					return
+				}
+				draw()
+				dialog.ShowInformation("Audit log", auditVerdict(rep), sh.Window)
+			})
+		}()
 	})
 	export := newButton("Export for support…", theme.DocumentSaveIcon(), func() {
 		d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
@@ -83,13 +108,17 @@ func auditScreen(sh *Shell) fyne.CanvasObject {
 			}
 			path := w.URI().Path()
 			w.Close()
-			rep, err := app.ExportAudit(path, demo)
-			if err != nil {
-				dialog.ShowError(err, sh.Window)
-				return
-			}
-			dialog.ShowInformation("Audit log exported", fmt.Sprintf("%d entries written to %s.\n\nHead %s: note it with the file; `fieldflash audit verify FILE --anchor %s` proves on any computer that nothing was changed or cut.",
-				rep.Entries, app.Text(path), rep.Head, rep.Head), sh.Window)
+			go func() {
+				rep, err := app.ExportAudit(path, demo)
+				st.do(func() {
+					if err != nil {
+						dialog.ShowError(err, sh.Window)
+						return
+					}
+					dialog.ShowInformation("Audit log exported", fmt.Sprintf("%d entries written to %s.\n\nHead %s: note it with the file; `fieldflash audit verify FILE --anchor %s` proves on any computer that nothing was changed or cut.",
+						rep.Entries, app.Text(path), rep.Head, rep.Head), sh.Window)
+				})
+			}()
 		}, sh.Window)
 		d.SetFileName("fieldflash-audit.jsonl")
 		d.Show()
@@ -117,8 +146,7 @@ func auditVerdict(rep *app.AuditReport) string {
 	return s + "."
 }
 
-func healthRows(entries []app.AuditEntry, demo bool) []fyne.CanvasObject {
-	st, err := app.AuditHealth(30, demo)
+func healthRows(st *app.AuditStats, err error) []fyne.CanvasObject {
 	if err != nil {
 		return []fyne.CanvasObject{wrapLabel(app.Text(err.Error()))}
 	}
