@@ -58,8 +58,9 @@ type Driver struct {
 	alt  int // selected alternate setting; -1 before the first
 
 	stats    Stats
-	report   string // how the written image was checked, in words
-	detached bool   // the driver took the device from run-time into DFU mode
+	report   string      // how the written image was checked, in words
+	detached bool        // the driver took the device from run-time into DFU mode
+	found    StatusReply // what Identify's GETSTATUS answered
 	leave    *uint32
 }
 
@@ -135,24 +136,26 @@ func (d *Driver) CheckReport() string {
 // engine learns that the image runs when the device leaves DFU mode.
 func (d *Driver) Identify(ctx context.Context) (*flasher.Identity, error) {
 	info := d.conn.Info()
-	id := &flasher.Identity{Protocol: "dfu", BufferSize: info.Functional.TransferSize, Mode: flasher.ModeBootloader}
-	if info.Runtime() {
-		id.Mode = flasher.ModeApplication
-	}
-	id.Bootloader = describe(info)
 	st, err := d.getStatus(ctx)
 	switch {
 	case err != nil && info.Runtime() && errors.Is(err, ErrStall):
 		// GETSTATUS is optional in run-time mode.
+		st = StatusReply{State: StateAppIdle}
 	case err != nil:
 		return nil, err
-	case st.State == StateAppIdle || st.State == StateAppDetach:
-		id.Mode = flasher.ModeApplication
-	case st.State == StateManifest || st.State == StateManifestWaitReset:
-		// Installing, or about to reset into the new image: not there yet.
-		id.Mode = flasher.ModeRecovery
 	}
-	return id, nil
+	d.found = st
+	return identity(info, st.State), nil
+}
+
+// Found is the error status the device reported when Identify asked it (a device left in
+// dfuERROR by an earlier run or another tool), or nil. The download clears it with
+// CLRSTATUS first.
+func (d *Driver) Found() *DeviceError {
+	if d.found.State == StateError || d.found.Status != StatusOK {
+		return &DeviceError{Op: "found", Status: d.found.Status, State: d.found.State}
+	}
+	return nil
 }
 
 func describe(info *DeviceInfo) string {

@@ -31,8 +31,18 @@ type plan struct {
 // checks it against the device: the suffix's vendor and product id, the alternate
 // setting, and, for DfuSe, that every element lies in writable memory of the alternate
 // setting's layout.
-func (d *Driver) planImage(img *flasher.Image) (*plan, error) {
-	info := d.conn.Info()
+func (d *Driver) planImage(img *flasher.Image) (*plan, error) { return planFor(d.conn.Info(), img) }
+
+// CheckImage says whether img goes onto the device info describes, as the download would
+// judge it before sending anything: the alternate setting, a DFU file's suffix ids, and for
+// DfuSe that every element lies in writable memory of the alternate setting's layout. A
+// run-time interface lists no DFU-mode alternate settings; check after the detach.
+func CheckImage(info *DeviceInfo, img *flasher.Image) error {
+	_, err := planFor(info, img)
+	return err
+}
+
+func planFor(info *DeviceInfo, img *flasher.Image) (*plan, error) {
 	alt, ok := info.Alt(img.Slot)
 	if !ok {
 		return nil, fmt.Errorf("dfu: image %s goes to alternate setting %d, which %s does not have (it has %s); check the bundle's dfu_alt hint", img.Name, img.Slot, info, altList(info))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -23,9 +24,14 @@ type Match struct {
 	Port string
 }
 
-// ParseMatch reads "VID:PID" or "VID:PID,SERIAL" (hex ids, as lsusb prints them).
+// ParseMatch reads "VID:PID", "VID:PID,SERIAL" or "VID:PID@PORT" (hex ids, as lsusb
+// prints them; PORT as Linux names it, "1-2.4", for a device without a serial number).
 func ParseMatch(s string) (Match, error) {
-	ids, serial, _ := strings.Cut(s, ",")
+	rest, port := s, ""
+	if i := strings.LastIndexByte(s, '@'); i >= 0 && portRE.MatchString(s[i+1:]) {
+		rest, port = s[:i], s[i+1:]
+	}
+	ids, serial, _ := strings.Cut(rest, ",")
 	v, p, ok := strings.Cut(ids, ":")
 	var m Match
 	if ok {
@@ -39,8 +45,23 @@ func ParseMatch(s string) (Match, error) {
 	if !ok {
 		return Match{}, fmt.Errorf("%q: give the USB device as VID:PID or VID:PID,SERIAL in hex, e.g. 0483:df11 (fieldflash devices lists them)", s)
 	}
-	m.Serial = serial
+	m.Serial, m.Port = serial, port
 	return m, nil
+}
+
+// portRE is a Linux USB port name: bus, dash, the port chain.
+var portRE = regexp.MustCompile(`^[0-9]+-[0-9]+(\.[0-9]+)*$`)
+
+// Spec is m as ParseMatch reads it: "0483:df11,325A36713137" or "0483:df11@1-2.4".
+func (m Match) Spec() string {
+	s := fmt.Sprintf("%04x:%04x", m.VendorID, m.ProductID)
+	if m.Serial != "" {
+		s += "," + m.Serial
+	}
+	if m.Port != "" {
+		s += "@" + m.Port
+	}
+	return s
 }
 
 func (m Match) String() string {
@@ -66,7 +87,8 @@ type Found struct {
 	Err  error
 }
 
-// Find lists the DFU interfaces (run-time and DFU mode) of the USB devices that match.
+// Find lists the DFU interfaces (run-time and DFU mode) of the USB devices that match,
+// reading each afresh (SystemBus.Find remembers what it read).
 func Find(ctx context.Context, m Match) ([]Found, error) {
 	descs, err := usb.List()
 	if err != nil && len(descs) == 0 {
@@ -77,13 +99,7 @@ func Find(ctx context.Context, m Match) ([]Found, error) {
 		if !m.desc(d) {
 			continue
 		}
-		dev, err := usb.Open(func(o usb.Desc) bool { return o.Bus == d.Bus && o.Address == d.Address })
-		if err != nil {
-			out = append(out, Found{Info: infoFromDesc(d), Err: err})
-			continue
-		}
-		info, err := describeUSB(ctx, dev)
-		dev.Close()
+		info, err := describeDesc(ctx, d)
 		if err != nil {
 			out = append(out, Found{Info: infoFromDesc(d), Err: err})
 			continue
@@ -185,23 +201,7 @@ func OpenUSB(ctx context.Context, m Match) (Conn, error) {
 
 // ReopenUSB finds the device of info again after it re-enumerated: by serial number where
 // it has one (its ids may change between run-time and DFU mode), else on the same port.
-func ReopenUSB(info *DeviceInfo) Reopen {
-	m := Match{Serial: info.Serial}
-	if m.Serial == "" {
-		m.Port = info.Path
-	}
-	return func(ctx context.Context) (Conn, error) {
-		for {
-			c, err := OpenUSB(ctx, m)
-			if err == nil || !errors.Is(err, ErrGone) {
-				return c, err
-			}
-			if err := sleep(ctx, 100*time.Millisecond); err != nil {
-				return nil, fmt.Errorf("%s did not come back on USB: %w", info, ErrGone)
-			}
-		}
-	}
-}
+func ReopenUSB(info *DeviceInfo) Reopen { return ReopenOn(SystemBus, info) }
 
 type usbConn struct {
 	dev  *usb.Device

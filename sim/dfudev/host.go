@@ -13,7 +13,8 @@ import (
 // detach, a reboot, a leave, or Unplug). It stands below the USB boundary, which the lab
 // (sim/usblab) crosses for real with a Linux gadget, libusb and gousb.
 type Host struct {
-	dev *Device
+	dev  *Device
+	path string // where the device sits on the simulated bus
 
 	mu       sync.Mutex
 	attached bool
@@ -26,7 +27,7 @@ type Host struct {
 
 // NewHost connects dev to a new host and enumerates it.
 func NewHost(dev *Device) *Host {
-	h := &Host{dev: dev, attached: !dev.Left(), changed: make(chan struct{}), cutAfter: -1}
+	h := &Host{dev: dev, path: "simulated bus", attached: !dev.Left(), changed: make(chan struct{}), cutAfter: -1}
 	dev.SetBus(h)
 	return h
 }
@@ -93,14 +94,16 @@ func (h *Host) Present() bool {
 // Open waits until the device is on the bus and opens its DFU interface.
 func (h *Host) Open(ctx context.Context) (dfu.Conn, error) {
 	for {
-		h.mu.Lock()
-		if h.attached && !h.pulled {
-			c := &hostConn{h: h, gen: h.gen, info: h.info()}
-			h.mu.Unlock()
+		if c, ok := h.openNow(); ok {
 			return c, nil
 		}
+		h.mu.Lock()
 		ch := h.changed
+		attached := h.attached && !h.pulled
 		h.mu.Unlock()
+		if attached {
+			continue // it came back meanwhile
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -109,12 +112,36 @@ func (h *Host) Open(ctx context.Context) (dfu.Conn, error) {
 	}
 }
 
+// openNow opens the DFU interface if the device is on the bus now.
+//
+// The descriptors are read without the host's lock: the device holds its own lock when it
+// leaves the bus (Detach takes the host's), so the two are never taken the other way
+// round.
+func (h *Host) openNow() (dfu.Conn, bool) {
+	for {
+		h.mu.Lock()
+		gen := h.gen
+		h.mu.Unlock()
+		info := h.info()
+		h.mu.Lock()
+		switch {
+		case !h.attached || h.pulled:
+			h.mu.Unlock()
+			return nil, false
+		case h.gen == gen:
+			h.mu.Unlock()
+			return &hostConn{h: h, gen: gen, info: info}, true
+		}
+		h.mu.Unlock() // it re-enumerated while its descriptors were read: read them again
+	}
+}
+
 func (h *Host) info() *dfu.DeviceInfo {
 	desc := h.dev.Descriptors()
 	info := &dfu.DeviceInfo{
 		VendorID: desc.VendorID, ProductID: desc.ProductID, BcdDevice: desc.BcdDevice,
 		Manufacturer: desc.Manufacturer, Product: desc.Product, Serial: desc.Serial,
-		Path: "simulated bus", Config: 1, Protocol: int(desc.Protocol), Functional: desc.Functional,
+		Path: h.path, Config: 1, Protocol: int(desc.Protocol), Functional: desc.Functional,
 	}
 	for i, n := range desc.AltNames {
 		a := dfu.Alt{Setting: i, Name: n}
