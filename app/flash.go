@@ -83,6 +83,10 @@ type FlashRequest struct {
 	// USB flashes a USB DFU device instead of a serial port: "VID:PID[,SERIAL]", or "auto"
 	// for the one connected DFU device the bundle's targets fit.
 	USB string
+	// DepartWait is how long a USB DFU device that left the bus after the download (for an
+	// application that does not speak DFU) may take to come back before it counts as
+	// running its new image; zero: the engine's 10 s.
+	DepartWait time.Duration
 }
 
 // FlashResult is what one update did.

@@ -26,8 +26,14 @@ type Recovery struct {
 	Probe    *Probe
 	State    string
 	Text     string // the state in plain words
-	Next     string // when silent: which button to hold, which cable to check
+	Next     string // when silent: which button to hold, which cable to check; for a DFU device, what recover does about its state
 	Identity *flasher.Identity
+
+	// USB is the DFU device a USB recovery probe found (ProbeRecoveryUSB), USBSpec what
+	// picks it again, and DFU the state and status it reported; nil for a serial port.
+	USB     *USBDevice
+	USBSpec string
+	DFU     *DFUState
 }
 
 // Answered says whether anything answered.
@@ -70,6 +76,9 @@ func ProbeRecovery(ctx context.Context, port string, baud int, protocol string) 
 // needs req.Hardware, from the board's label: without it Recover refuses and names the
 // hardware ids the bundle has firmware for.
 func (s *Session) Recover(ctx context.Context, rec *Recovery, req FlashRequest, events func(Event)) *FlashResult {
+	if rec.USB != nil {
+		return s.recoverUSB(ctx, rec, req, events)
+	}
 	req.Port, req.Protocol = rec.Port, rec.Probe.Protocol
 	if rec.Identity.HardwareID == "" && req.Hardware == "" {
 		ids := bundleHardware(req.Bundle, req.Protocol)
