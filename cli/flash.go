@@ -62,6 +62,10 @@ func cmdFlash(e *env, args []string) int {
 		return exitUsage
 	}
 	if *usbDev != "" {
+		if err := app.CheckUSBSpec(*usbDev); err != nil {
+			app.Fprintln(e.stderr, "fieldflash flash --usb:", err)
+			return exitUsage
+		}
 		if !app.USBAvailable {
 			app.Fprintln(e.stderr, "fieldflash flash --usb:", app.ErrUSBNeedsFullBuild)
 			return exitEnv
