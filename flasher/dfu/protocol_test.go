@@ -225,9 +225,23 @@ func TestUSBDeviceIsGivenAsVIDPIDAndSerial(t *testing.T) {
 	if err != nil || m.VendorID != 0x0483 || m.ProductID != 0xdf11 || m.Serial != "325A36713137" {
 		t.Fatalf("%+v %v", m, err)
 	}
-	for _, bad := range []string{"0483", "0483:df11x", "12345:1", "zz:1"} {
+	for _, bad := range []string{"0483", "0483:df11x", "12345:1", "zz:1", "0483:df11@"} {
 		if _, err := ParseMatch(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	// A device without a serial number is named by its port; Spec writes what ParseMatch reads.
+	m, err = ParseMatch("2fe3:ffff@1-2.4")
+	if err != nil || m.ProductID != 0xffff || m.Port != "1-2.4" || m.Serial != "" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	for _, s := range []string{"2fe3:ffff@1-2.4", "0483:df11,325A36713137", "0483:df11,a@b"} {
+		m, err := ParseMatch(s)
+		if err != nil || m.Spec() != s {
+			t.Errorf("%q read as %+v (%v), written back as %q", s, m, err, m.Spec())
+		}
+	}
+	if m, _ := ParseMatch("0483:df11,a@b"); m.Serial != "a@b" {
+		t.Errorf("a serial with @ that is not a port: %+v", m)
 	}
 }
