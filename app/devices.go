@@ -165,6 +165,8 @@ func ProtocolName(p string) string {
 		return "SMP (MCUmgr)"
 	case "ymodem":
 		return "YMODEM bootloader"
+	case "dfu":
+		return "USB DFU"
 	}
 	return p
 }
@@ -195,6 +197,10 @@ func RunningVersion(id *flasher.Identity) string {
 
 // DescribeIdentity is one line about a device: hardware, port, protocol, mode, version.
 func DescribeIdentity(id *flasher.Identity, port string) string {
+	if id.Protocol == "dfu" {
+		// A DFU device names no hardware and no version; its descriptors say what it is.
+		return fmt.Sprintf("USB DFU device on %s: %s", port, id.Bootloader)
+	}
 	hw := id.HardwareID
 	if hw == "" {
 		hw = "(hardware id not reported)"

@@ -99,7 +99,7 @@ func dfuCondition(dev *USBDevice, c *dfu.Condition) (state, text, next string) {
 	switch c.State {
 	case dfu.StateAppIdle, dfu.StateAppDetach:
 		return StateDFURuntime,
-			"the application runs and offers DFU (run-time mode): nothing is stuck; an update detaches it into DFU mode first, as `fieldflash flash --usb` does",
+			"the application runs and offers DFU (run-time mode): nothing is stuck; an update detaches it into DFU mode first",
 			fmt.Sprintf("to update it: `fieldflash flash BUNDLE.fwb --usb %s` (or %s)", dev.Spec(), withBundle)
 	case dfu.StateIdle, dfu.StateUploadIdle:
 		text = "DFU mode: the bootloader waits for an image"

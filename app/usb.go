@@ -76,6 +76,36 @@ func (d USBDevice) Describe() string {
 	return s
 }
 
+// Facts are the device in three parts, for a list: who it is (ids, names, serial, port),
+// its DFU interface (mode, version, transfer size, attributes), and one line per
+// alternate setting with its name or, for DfuSe, its parsed memory layout. Text from the
+// device is escaped.
+func (d USBDevice) Facts() (who, dfuLine string, alts []string) {
+	i := d.Info
+	who = "USB " + i.ID()
+	if m := strings.TrimSpace(i.Manufacturer + " " + i.Product); m != "" {
+		who += " · " + dfu.Printable(m)
+	}
+	if i.Serial != "" {
+		who += " · serial " + dfu.Printable(i.Serial)
+	}
+	who += " · port " + i.Path
+	if d.Error != "" {
+		return who, "cannot be opened: " + d.Error, nil
+	}
+	f := i.Functional
+	dfuLine = fmt.Sprintf("%s · %s · transfer size %d · %s", i.Mode(), dfu.VersionString(f.Version), f.TransferSize, f.Attributes)
+	for _, a := range i.Alts {
+		switch {
+		case a.Layout != nil:
+			alts = append(alts, fmt.Sprintf("alternate setting %d: %s", a.Setting, dfu.Printable(a.Layout.String())))
+		case a.Name != "":
+			alts = append(alts, fmt.Sprintf("alternate setting %d: %s", a.Setting, dfu.Printable(a.Name)))
+		}
+	}
+	return who, dfuLine, alts
+}
+
 // USBAvailable says whether this build reaches USB devices (cgo and libusb).
 const USBAvailable = usb.Available
 
@@ -369,7 +399,11 @@ func runFlashUSB(ctx context.Context, req FlashRequest, emit func(Event), fail f
 	plan, err := flasher.NewPlan(req.Bundle, req.Target, id, flasher.PlanOptions{
 		Protocol: "dfu", HardwareID: hw, Device: devID, Port: res.Port, Retry: req.Retry, DepartWait: req.DepartWait,
 		Reconnect: func(ctx context.Context) (flasher.Driver, error) {
-			c, err := reopen(ctx)
+			// A device that re-enumerates is back within a second or so; one that is not
+			// is a failed attempt, so the engine's retries (and their limit) count it.
+			rctx, cancel := context.WithTimeout(ctx, usbReopenWait)
+			defer cancel()
+			c, err := reopen(rctx)
 			if err != nil {
 				return nil, err
 			}
@@ -430,6 +464,9 @@ func resumeWatch(res *FlashResult, emit func(Event)) func(flasher.Driver) flashe
 		}}
 	}
 }
+
+// usbReopenWait is how long one reconnect attempt waits for a DFU device to come back.
+const usbReopenWait = 2 * time.Second
 
 // USBSilentHint is the next step when no DFU device answers to spec: how to bring the
 // usual boards into DFU mode, and the permission that hides a device that is there.

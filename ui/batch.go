@@ -36,8 +36,12 @@ const graphSamples = 40
 // Job is the update of one device. Its exported fields change only on the UI
 // goroutine; Rev ticks after every change so that views redraw.
 type Job struct {
-	Port string
+	Port string // the row's key: a serial port, or a USB DFU device's key
 	Name string
+	// Where says where the device is (the port, or the USB ids and port); usb is the
+	// device's app.USBDevice.Spec for a USB DFU device, "" for a serial port.
+	Where string
+	usb   string
 
 	Step    app.Step
 	Done    map[app.Step]bool
@@ -94,11 +98,14 @@ type Batch struct {
 func newBatch(s *State, v *app.Verified, ports []string) *Batch {
 	b := &Batch{s: s, v: v}
 	for _, p := range ports {
-		name := p
+		name, where, usb := p, p, ""
 		if r := s.Row(p); r != nil {
-			name = r.Name()
+			name, where = r.Name(), r.Where()
+			if r.USB != nil {
+				usb = r.USB.Spec()
+			}
 		}
-		j := &Job{Port: p, Name: name, b: b, Rev: binding.NewInt()}
+		j := &Job{Port: p, Name: name, Where: where, usb: usb, b: b, Rev: binding.NewInt()}
 		j.reset()
 		b.Jobs = append(b.Jobs, j)
 	}
@@ -190,7 +197,11 @@ func (j *Job) bump() {
 // recoveryBatch is a batch of one: the recovery wizard's flash of a device found by a
 // recovery probe.
 func (s *State) recoveryBatch(v *app.Verified, rec *app.Recovery, hardware string) *Batch {
-	b := newBatch(s, v, []string{rec.Port})
+	key := rec.Port
+	if rec.USB != nil {
+		key = rec.USB.Key()
+	}
+	b := newBatch(s, v, []string{key})
 	b.Jobs[0].rec, b.Jobs[0].hardware = rec, hardware
 	return b
 }
@@ -225,9 +236,15 @@ func (j *Job) start() {
 	if s.opt.Retry != (app.RetryPolicy{}) {
 		req.Retry = s.opt.Retry
 	}
-	if r := s.Row(j.Port); r != nil && r.Probe != nil && r.Probe.Protocol != "" && req.Protocol == "" {
+	if r := s.Row(j.Port); r != nil && r.USB != nil {
+		j.usb = r.USB.Spec() // as it enumerates now (a retry may find it in another mode)
+	}
+	if j.usb != "" {
+		req.USB, req.Protocol = j.usb, ""
+	} else if r := s.Row(j.Port); r != nil && r.Probe != nil && r.Probe.Protocol != "" && req.Protocol == "" {
 		req.Protocol = r.Probe.Protocol // it answered already: no second probe
 	}
+	req.DepartWait = s.opt.DepartWait
 	go j.sample(ctx)
 	s.goWork(func() {
 		var res *app.FlashResult

@@ -39,9 +39,13 @@ func devicesScreen(sh *Shell) fyne.CanvasObject {
 		sel := st.Picked()
 		var objs []fyne.CanvasObject
 		if len(rows) == 0 {
-			objs = append(objs, wrapLabel("No devices found. Plug the device in with a data cable (not a charge-only one). It shows here within a second."))
+			objs = append(objs, wrapLabel("No devices found. Plug the device in with a data cable (not a charge-only one): serial ports, and USB devices in DFU mode or with a DFU run-time interface, show here within a second."))
 		}
 		for _, r := range rows {
+			if r.USB != nil {
+				objs = append(objs, usbRow(sh, r, slices.Contains(sel, r.Key())), widget.NewSeparator())
+				continue
+			}
 			objs = append(objs, deviceRow(st, r, slices.Contains(sel, r.Port.Path)), widget.NewSeparator())
 		}
 		list.Objects = objs
@@ -100,16 +104,7 @@ func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
 	default:
 		what = app.DescribeIdentity(p.Identity, port)
 	}
-	fit := ""
-	switch f := r.Fit; {
-	case f == nil:
-	case f.OK && f.Current:
-		fit = "✔ already runs " + f.Version
-	case f.OK:
-		fit = "✔ the bundle fits: " + f.Running + " to " + f.Version
-	default:
-		fit = "✘ the bundle does not fit: " + f.Reason
-	}
+	fit := fitText(r.Fit)
 	label := "Ask again"
 	if r.Probe == nil {
 		label = "Ask what it runs"
@@ -120,4 +115,62 @@ func deviceRow(st *State, r *DeviceRow, on bool) fyne.CanvasObject {
 		info.Add(wrapLabel(safe(fit)))
 	}
 	return container.NewBorder(nil, nil, nil, container.NewVBox(ask), info)
+}
+
+// fitText says whether the open bundle fits the row's device.
+func fitText(f *app.Fit) string {
+	switch {
+	case f == nil:
+		return ""
+	case f.OK && f.Current:
+		return "✔ already runs " + f.Version
+	case f.OK && f.Running == "unknown":
+		return "✔ the bundle fits: it puts " + f.Version + " (" + f.Target + ") on it"
+	case f.OK:
+		return "✔ the bundle fits: " + f.Running + " to " + f.Version
+	}
+	return "✘ the bundle does not fit: " + f.Reason
+}
+
+// usbRow is a USB DFU device: what its descriptors say (ids, mode, DFU version, alternate
+// settings and DfuSe memory layouts), which state it reports when asked, and whether the
+// open bundle fits it (by its USB ids and memory, without a request).
+func usbRow(sh *Shell, r *DeviceRow, on bool) fyne.CanvasObject {
+	st := sh.State
+	key := r.Key()
+	d := r.USB
+	check := widget.NewCheck(safe(r.Name()), func(b bool) { st.Toggle(key, b) })
+	check.SetChecked(on)
+	who, dfuLine, alts := d.Facts()
+	info := container.NewVBox(check, wrapLabel(safe(who)), wrapLabel(safe(dfuLine)))
+	for _, a := range alts {
+		info.Add(wrapLabel(safe(a)))
+	}
+	what := "Not asked yet: press “Ask its state” (it asks the DFU state; nothing is written or reset)"
+	switch {
+	case r.Probing:
+		what = "Asking the device its DFU state…"
+	case r.Probe != nil && r.Probe.Error != "":
+		what = r.Probe.Error
+	case r.USBState != nil:
+		what = r.USBState.Text
+		if s := r.USBState.DFU; s != nil && s.Status != "" {
+			what += ". " + s.StatusNext
+		}
+	}
+	info.Add(wrapLabel(safe(what)))
+	if fit := fitText(r.Fit); fit != "" {
+		info.Add(wrapLabel(safe(fit)))
+	}
+	label := "Ask again"
+	if r.Probe == nil {
+		label = "Ask its state"
+	}
+	ask := newButton(label, theme.ViewRefreshIcon(), func() { st.Probe(key) })
+	buttons := container.NewVBox(ask)
+	if r.USBState != nil && r.USBState.State != app.StateDFURuntime {
+		// A device waiting in DFU mode (or stopped in dfuERROR) is what recovery is for.
+		buttons.Add(newButton("Recover it", theme.HelpIcon(), func() { sh.OpenRecovery(key) }))
+	}
+	return container.NewBorder(nil, nil, nil, buttons, info)
 }

@@ -5,6 +5,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -75,20 +76,21 @@ func (r *recovery) goTo(page int) {
 	case 0:
 		head(1, "Which port is the device on?")
 		opts := []string{anyPort}
+		keys := map[string]string{anyPort: ""}
 		for _, row := range st.Rows() {
-			opts = append(opts, row.Port.Path)
-		}
-		sel := widget.NewSelect(opts, func(s string) {
-			if s == anyPort {
-				r.port = ""
-			} else {
-				r.port = s
+			label := row.Port.Path
+			if row.USB != nil {
+				label = safe(row.USB.Name() + " on " + row.Where())
 			}
-		})
-		if r.port != "" {
-			sel.SetSelected(r.port)
-		} else {
-			sel.SetSelected(anyPort)
+			opts = append(opts, label)
+			keys[label] = row.Key()
+		}
+		sel := widget.NewSelect(opts, func(s string) { r.port = keys[s] })
+		sel.SetSelected(anyPort)
+		for label, k := range keys {
+			if k != "" && k == r.port {
+				sel.SetSelected(label)
+			}
 		}
 		objs = append(objs, wrapLabel("If you do not know, leave “any port”: the wizard watches them all."), sel,
 			newPrimary("Next", theme.NavigateNextIcon(), func() { r.goTo(1) }))
@@ -99,7 +101,7 @@ func (r *recovery) goTo(page int) {
 			where = r.port
 		}
 		objs = append(objs,
-			wrapLabel("On an MCUboot board: hold the BOOT (recovery) button, plug in the USB data cable (or press RESET), then let go of the button. On a classic bootloader: hold its UPDATE key while you power it on."),
+			wrapLabel("On an MCUboot board: hold the BOOT (recovery) button, plug in the USB data cable (or press RESET), then let go of the button. On a classic bootloader: hold its UPDATE key while you power it on. On an STM32: hold BOOT0 high (its jumper or button) while you plug it in or press RESET: its built-in USB DFU bootloader comes up."),
 			wrapLabel("The wizard notices by itself when the device answers on "+where+"."),
 			widget.NewProgressBarInfinite(),
 			container.NewHBox(newButton("Back", theme.NavigateBackIcon(), func() { r.goTo(0) }),
@@ -107,15 +109,21 @@ func (r *recovery) goTo(page int) {
 		r.watch()
 	case 2:
 		head(3, "The device answers")
-		objs = append(objs, wrapLabel(safe(app.DescribeIdentity(r.rec.Identity, r.rec.Port))), wrapLabel(safe(r.rec.Text)))
+		objs = append(objs, wrapLabel(safe(r.rec.Device())), wrapLabel(safe(r.rec.Text)))
+		if d := r.rec.DFU; d != nil && d.Status != "" {
+			objs = append(objs, wrapLabel(safe(fmt.Sprintf("The device reports %s: %s. Putting the firmware on it clears the error first (CLRSTATUS).", d.Status, d.StatusMeaning))))
+		}
 		v := st.Verified()
 		if v == nil {
 			objs = append(objs, wrapLabel("Open the bundle with the firmware for it (Bundle screen), then press Next."),
 				newButton("Open a bundle…", theme.FolderOpenIcon(), r.sh.OpenBundleDialog))
 		}
-		if r.rec.Identity.HardwareID == "" && v != nil {
-			ids := app.BundleHardware(v, r.rec.Probe.Protocol)
-			objs = append(objs, wrapLabel("This bootloader does not say which board it is. Read the hardware id from the board's label:"))
+		if hw, ids := app.RecoveryHardware(v, r.rec); v != nil && hw == "" {
+			what := "This bootloader does not say which board it is."
+			if r.rec.USB != nil {
+				what = "No firmware in the bundle names this device's USB ids (in DFU mode a board often has other ids than its application)."
+			}
+			objs = append(objs, wrapLabel(what+" Read the hardware id from the board's label:"))
 			pick := widget.NewSelect(ids, func(s string) { r.hardware = s })
 			if r.hardware == "" && len(ids) == 1 {
 				r.hardware = ids[0]
@@ -130,7 +138,7 @@ func (r *recovery) goTo(page int) {
 					st.Status.Set("Open a trusted bundle first.")
 					return
 				}
-				if r.rec.Identity.HardwareID == "" && r.hardware == "" {
+				if hw, _ := app.RecoveryHardware(v, r.rec); hw == "" && r.hardware == "" {
 					st.Status.Set("Pick the hardware id from the board's label first.")
 					return
 				}
@@ -169,27 +177,43 @@ func (r *recovery) watch() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
-			var ports []string
-			if port != "" {
-				ports = []string{port}
-			} else {
-				done := make(chan []string, 1)
-				st.do(func() {
-					var ps []string
-					for _, row := range st.Rows() {
-						ps = append(ps, row.Port.Path)
+			// What to ask, read on the UI goroutine: each serial port, and each USB DFU
+			// device by what picks it again (its spec).
+			type target struct{ key, usb string }
+			done := make(chan []target, 1)
+			st.do(func() {
+				var ts []target
+				for _, row := range st.Rows() {
+					if port != "" && row.Key() != port {
+						continue
 					}
-					done <- ps
-				})
-				select {
-				case ports = <-done:
-				case <-ctx.Done():
-					return
+					t := target{key: row.Key()}
+					if row.USB != nil {
+						t.usb = row.USB.Spec()
+					}
+					ts = append(ts, t)
 				}
+				if len(ts) == 0 && port != "" && !strings.HasPrefix(port, "usb") {
+					ts = append(ts, target{key: port}) // a serial port not listed (yet)
+				}
+				done <- ts
+			})
+			var targets []target
+			select {
+			case targets = <-done:
+			case <-ctx.Done():
+				return
 			}
-			for _, p := range ports {
+			for _, tg := range targets {
+				p := tg.key
 				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-				rec, err := app.ProbeRecovery(pctx, p, baud, "")
+				var rec *app.Recovery
+				var err error
+				if tg.usb != "" {
+					rec, err = app.ProbeRecoveryUSB(pctx, tg.usb, nil)
+				} else {
+					rec, err = app.ProbeRecovery(pctx, p, baud, "")
+				}
 				pcancel()
 				if ctx.Err() != nil {
 					return

@@ -89,6 +89,8 @@ func simpleScreen(sh *Shell) fyne.CanvasObject {
 			device.SetText("Plug in your device with its USB cable.")
 		case d.Fit != nil && d.Fit.OK && d.Fit.Current:
 			device.SetText("✔ Your device is up to date (" + d.Fit.Version + ").")
+		case d.Fit != nil && d.Fit.OK && d.Fit.Running == "unknown":
+			device.SetText("✔ Found your device. It will get version " + d.Fit.Version + ".")
 		case d.Fit != nil && d.Fit.OK:
 			device.SetText("✔ Found your device. It will go from " + d.Fit.Running + " to " + d.Fit.Version + ".")
 		case d.Fit != nil:

@@ -227,7 +227,7 @@ func newJobView(sh *Shell, j *Job) *jobView {
 
 func (jv *jobView) refresh() {
 	j := jv.j
-	setText(jv.title, safe(fmt.Sprintf("%s on %s", j.Name, j.Port)))
+	setText(jv.title, safe(fmt.Sprintf("%s on %s", j.Name, j.Where)))
 	cur := -1
 	for i, s := range stepList {
 		if s.Step == j.Step {

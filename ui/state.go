@@ -5,6 +5,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type Options struct {
 	// Retry is how long an update waits for a device that stopped answering; zero: a
 	// person's patience (about a minute and a half).
 	Retry app.RetryPolicy
+	// DepartWait is how long a USB DFU device that left the bus after its download may
+	// take to come back before it counts as running its new image; zero: the engine's.
+	DepartWait time.Duration
 	// Do runs a function on the UI goroutine; default fyne.Do. Tests pass a queue they
 	// drain on their own goroutine, so device goroutines never touch widgets directly.
 	Do func(func())
@@ -40,18 +44,39 @@ type BundleState struct {
 	Err       error // the refusal, when Verified is nil
 }
 
-// DeviceRow is one port of the live device list with what is known of it.
+// DeviceRow is one device of the live device list with what is known of it: a serial
+// port (or a virtual device on one), or a USB DFU device.
 type DeviceRow struct {
+	// Port is the serial port; for a USB DFU device, Path is its key (app.USBDevice.Key:
+	// "usb:SERIAL"), the same across a re-enumeration.
 	Port    app.Port
 	Probe   *app.Probe // nil until asked
 	Probing bool
 	Fit     *app.Fit // against the open bundle; nil without a bundle or an identity
+	// USB is the DFU device, nil for a serial port; USBState what it said when asked
+	// (the recovery probe's answer: DFU mode, dfuERROR, run-time, …).
+	USB      *app.USBDevice
+	USBState *app.Recovery
+}
+
+// Key is what names the row in the list, the picked set and the update's jobs.
+func (d *DeviceRow) Key() string { return d.Port.Path }
+
+// Where says where the device is, for a job's title: the port, or "USB 0483:df11 (port 1-2)".
+func (d *DeviceRow) Where() string {
+	if d.USB != nil {
+		return "USB " + d.USB.Info.ID() + " (port " + d.USB.Info.Path + ")"
+	}
+	return d.Port.Path
 }
 
 // Name is what the row is called: hardware id, else product, else the port.
 func (d *DeviceRow) Name() string {
 	if d.Probe != nil && d.Probe.Identity != nil && d.Probe.Identity.HardwareID != "" {
 		return d.Probe.Identity.HardwareID
+	}
+	if d.USB != nil {
+		return d.USB.Name()
 	}
 	if d.Port.Product != "" {
 		return d.Port.Product
@@ -90,8 +115,14 @@ type State struct {
 	cancel context.CancelFunc
 	trace  *tracer // the measurement hook, when on
 
+	// The last lists the watchers gave (UI goroutine only).
+	ports  []app.Port
+	usb    []app.USBDevice
+	usbErr string
+
 	mu       sync.Mutex
 	probed   map[string]*app.Probe // port -> last probe, kept across list refreshes
+	usbState map[string]*app.Recovery
 	inFlight map[string]bool
 	busy     map[string]bool // ports an update or recovery holds: not probed meanwhile
 }
@@ -109,7 +140,7 @@ func NewState(opt Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &State{opt: opt, home: home, probed: map[string]*app.Probe{}, inFlight: map[string]bool{}, busy: map[string]bool{}}
+	s := &State{opt: opt, home: home, probed: map[string]*app.Probe{}, usbState: map[string]*app.Recovery{}, inFlight: map[string]bool{}, busy: map[string]bool{}}
 	if opt.Demo != nil {
 		s.Session = opt.Demo.Session
 	} else if s.Session, err = app.OpenSession(false); err != nil {
@@ -135,6 +166,13 @@ func NewState(opt Options) (*State, error) {
 	go app.WatchDevices(s.ctx, opt.WatchEvery, func(ports []app.Port, err error) {
 		s.do(func() { s.portsChanged(ports, err) })
 	})
+	if app.USBAvailable {
+		// USB DFU devices are polled (gousb has no hotplug); one already read is not
+		// asked again while it stays on the bus, so an update under way is not disturbed.
+		go app.WatchUSB(s.ctx, opt.WatchEvery, func(list []app.USBDevice, err error) {
+			s.do(func() { s.usbChanged(list, err) })
+		})
+	}
 	switch {
 	case opt.Demo != nil:
 		s.OpenBundle(opt.Demo.Bundle)
@@ -225,16 +263,54 @@ func (s *State) portsChanged(ports []app.Port, err error) {
 	if err != nil {
 		s.Status.Set(err.Error())
 	}
-	rows := make([]*DeviceRow, 0, len(ports))
+	s.ports = ports
+	s.rebuild()
+}
+
+// usbChanged takes a new list of USB DFU devices.
+func (s *State) usbChanged(list []app.USBDevice, err error) {
+	if err != nil && s.usbErr != err.Error() {
+		s.Status.Set("USB: " + err.Error())
+	}
+	s.usbErr = ""
+	if err != nil {
+		s.usbErr = err.Error()
+	}
+	// A device that came back in another mode (a detach, a reboot into its application)
+	// is asked afresh: what it said before is no longer what it is.
 	s.mu.Lock()
-	for _, p := range ports {
+	for _, d := range list {
+		k := d.Key()
+		if old := s.usbState[k]; old != nil && (old.USB.Info.ID() != d.Info.ID() || old.USB.Info.Protocol != d.Info.Protocol) {
+			delete(s.usbState, k)
+			delete(s.probed, k)
+		}
+	}
+	s.mu.Unlock()
+	s.usb = list
+	s.rebuild()
+}
+
+// rebuild makes the rows from the last lists of serial ports and USB DFU devices.
+func (s *State) rebuild() {
+	rows := make([]*DeviceRow, 0, len(s.ports)+len(s.usb))
+	s.mu.Lock()
+	for _, p := range s.ports {
 		r := &DeviceRow{Port: p, Probe: s.probed[p.Path], Probing: s.inFlight[p.Path]}
 		rows = append(rows, r)
 	}
-	// A port that went away is forgotten: whatever comes back on it is asked afresh.
-	for port := range s.probed {
-		if !slices.ContainsFunc(ports, func(p app.Port) bool { return p.Path == port }) {
-			delete(s.probed, port)
+	for _, d := range s.usb {
+		d := d
+		k := d.Key()
+		p := app.Port{Path: k, USB: true, VID: fmt.Sprintf("%04x", d.Info.VendorID), PID: fmt.Sprintf("%04x", d.Info.ProductID),
+			SerialNumber: d.Info.Serial, Manufacturer: d.Info.Manufacturer, Product: d.Info.Product}
+		rows = append(rows, &DeviceRow{Port: p, USB: &d, Probe: s.probed[k], USBState: s.usbState[k], Probing: s.inFlight[k]})
+	}
+	// A device that went away is forgotten: whatever comes back there is asked afresh.
+	for key := range s.probed {
+		if !slices.ContainsFunc(rows, func(r *DeviceRow) bool { return r.Key() == key }) {
+			delete(s.probed, key)
+			delete(s.usbState, key)
 		}
 	}
 	s.mu.Unlock()
@@ -267,6 +343,10 @@ func (s *State) Probe(port string) {
 	s.inFlight[port] = true
 	s.mu.Unlock()
 	s.setRow(port, func(r *DeviceRow) { r.Probing = true })
+	if r := s.Row(port); r != nil && r.USB != nil {
+		s.probeUSB(port, r.USB.Spec())
+		return
+	}
 	baud := s.Settings.Baud
 	order := []string(nil)
 	if r := s.Row(port); r != nil && r.Port.Protocol == "ymodem" {
@@ -295,6 +375,36 @@ func (s *State) Probe(port string) {
 	})
 }
 
+// probeUSB asks a USB DFU device which state it is in (GETSTATE, and GETSTATUS where it
+// starts nothing: the recovery probe, which changes nothing on the device).
+func (s *State) probeUSB(key, spec string) {
+	s.goWork(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		rec, err := app.ProbeRecoveryUSB(ctx, spec, nil)
+		pr := &app.Probe{}
+		switch {
+		case err != nil:
+			pr.Error = err.Error()
+			rec = nil
+		case !rec.Answered():
+			pr.Error = rec.Text
+			rec = nil
+		default:
+			pr.Protocol, pr.Identity = "dfu", rec.Identity
+		}
+		s.do(func() {
+			s.mu.Lock()
+			delete(s.inFlight, key)
+			if s.Row(key) != nil {
+				s.probed[key], s.usbState[key] = pr, rec
+			}
+			s.mu.Unlock()
+			s.setRow(key, func(r *DeviceRow) { r.Probe, r.USBState, r.Probing = pr, rec, false })
+		})
+	})
+}
+
 // setRow changes one row and publishes the list.
 func (s *State) setRow(port string, f func(*DeviceRow)) {
 	rows := s.Rows()
@@ -317,7 +427,12 @@ func (s *State) refit() {
 	for i, r := range rows {
 		c := *r
 		c.Fit = nil
-		if v != nil && c.Probe != nil && c.Probe.Identity != nil {
+		switch {
+		case v != nil && c.USB != nil:
+			// A DFU device is fitted by its USB ids and memory layout, without a request.
+			f := app.CheckFitUSB(v, *c.USB)
+			c.Fit = &f
+		case v != nil && c.Probe != nil && c.Probe.Identity != nil:
 			f := app.CheckFit(v, c.Probe.Identity, c.Port.Path)
 			c.Fit = &f
 		}
