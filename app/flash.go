@@ -195,7 +195,9 @@ func runFlash(ctx context.Context, req FlashRequest, events func(Event)) *FlashR
 	}
 	emit := func(ev Event) {
 		if events != nil {
-			ev.Port = req.Port
+			if ev.Port == "" {
+				ev.Port = req.Port
+			}
 			if ev.Time.IsZero() {
 				ev.Time = time.Now()
 			}

@@ -370,6 +370,11 @@ func runFlashUSB(ctx context.Context, req FlashRequest, emit func(Event), fail f
 	}
 	info := c.Info()
 	res.Port = "usb " + info.Path
+	if req.Port == "" {
+		// Named by its ids (flash --usb): the events say where it was found.
+		inner := emit
+		emit = func(ev Event) { ev.Port = res.Port; inner(ev) }
+	}
 	reopen := dfu.ReopenOn(bus, info)
 	d := dfu.New(c, dfu.Options{Reopen: reopen})
 	id, err := d.Identify(ctx)
