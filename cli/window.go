@@ -1,7 +1,5 @@
 package cli
 
-import "os"
-
 // Window is what the desktop app is asked to open with.
 type Window struct {
 	Bundle string // a bundle to open at once
@@ -14,8 +12,3 @@ type Window struct {
 // sets it in builds that have a GUI (cgo); it is nil in a CGO_ENABLED=0 build, where
 // `fieldflash demo` always runs in the terminal.
 var OpenWindow func(Window) int
-
-// HasDisplay says whether a window can be opened: an X11 or Wayland display is set.
-func HasDisplay() bool {
-	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
-}
