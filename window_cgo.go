@@ -21,6 +21,7 @@ func openWindow(w cli.Window) int {
 		cli.Usage(os.Stderr)
 		return 2
 	}
+	releaseConsole()
 	opt := ui.Options{Bundle: w.Bundle}
 	if w.Demo {
 		d, err := app.StartDemo(app.DemoOptions{SMPBaud: w.SMPBaud, YMODEMBaud: w.YMODEMBaud})
