@@ -50,6 +50,32 @@ check "dpkg lists the binary and the udev rules" bash -c 'dpkg -L fieldflash | g
 # dpkg --verify exits 0 even when it finds a changed file; what it prints is the verdict.
 check "installed files match the package's md5sums" bash -c 'out=$(dpkg --verify fieldflash 2>&1); [ -z "$out" ] || { echo "$out"; exit 1; }'
 
+if grep -q "^gui .*linux-$arch" "$dist/BUILDINFO"; then
+  # The desktop app: the menu entry and icon fyne package made from FyneApp.toml, and the
+  # libraries it links, which apt resolved from Depends.
+  check "the .desktop file and the icon are installed" bash -c '
+    d=$(dpkg -L fieldflash | grep "^/usr/share/applications/.*\.desktop$") && [ -f "$d" ] &&
+    icon=$(sed -n "s/^Icon=//p" "$d") && [ -f "/usr/share/icons/hicolor/256x256/apps/$icon.png" ] &&
+    grep -qx "Exec=fieldflash" "$d" || { echo "desktop file ${d:-none}:"; cat "$d" 2>/dev/null; exit 1; }'
+  if command -v desktop-file-validate >/dev/null 2>&1; then
+    check "desktop-file-validate accepts it" bash -c 'desktop-file-validate $(dpkg -L fieldflash | grep "^/usr/share/applications/.*\.desktop$")'
+  fi
+  check "Depends names the libraries the desktop app links" bash -c 'dpkg-query -W -f="\${Depends}" fieldflash | grep -q libc6'
+  check "every library the installed binary needs is found" bash -c '! ldd /usr/bin/fieldflash | grep "not found"'
+  if command -v Xvfb >/dev/null 2>&1 && command -v xdotool >/dev/null 2>&1; then
+    check "the installed fieldflash opens its window on an X server (Xvfb)" bash -c '
+      exec 3> >(cat >"$1/display")
+      Xvfb -displayfd 3 -screen 0 1366x768x24 -nolisten tcp +extension GLX 2>/dev/null & x=$!
+      for i in $(seq 100); do [ -s "$1/display" ] && break; sleep 0.1; done
+      export DISPLAY=:$(cat "$1/display") FIELDFLASH_HOME=$(mktemp -d) XDG_RUNTIME_DIR=$(mktemp -d)
+      /usr/bin/fieldflash >"$1/gui.log" 2>&1 & f=$!
+      ok=1
+      for i in $(seq 300); do xdotool search --name "^fieldflash$" >/dev/null 2>&1 && { ok=0; break; }; sleep 0.1; done
+      kill $f $x 2>/dev/null; wait $f $x 2>/dev/null
+      [ $ok = 0 ] || { echo "no window named fieldflash within 30 s; it said:"; cat "$1/gui.log"; exit 1; }' _ "$scratch"
+  fi
+fi
+
 /usr/bin/fieldflash --version >"$scratch/version" 2>&1 || true
 check "fieldflash --version prints version, commit and build date" \
   contains "$scratch/version" "fieldflash $VERSION" "commit  $COMMIT" "built   $BUILD_DATE"

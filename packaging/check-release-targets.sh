@@ -40,4 +40,10 @@ while read -r sum name; do
   check "  $platform: fieldflash/$name, hardware $platform, its SHA-256" \
     contains "$scratch/verdict" "fieldflash/$name" "component    fieldflash $VERSION, release counter" "hardware     $platform" "$sum"
 done <"$dist/SHA256SUMS"
+# What self-update (docs/self-update.md) makes of that bundle: this very build, found by its
+# platform among the five, the running version (so nothing to install).
+own=$(awk -v n="fieldflash-$VERSION-$host" '$2 == n { print $1 }' "$dist/SHA256SUMS")
+check "fieldflash self-update --check --from the bundle finds the $host build (exit 0)" \
+  expect_exit 0 "$ff" self-update --check --from "$scratch/fieldflash-$VERSION.fwb" --json
+check "  with this build's SHA-256, and as the running version" contains "$scratch/out" "$own" '"newer": false'
 summary check-release-targets

@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+[ -x /usr/local/go/bin/go ] && export PATH=/usr/local/go/bin:$PATH
 dist=$(cd "${1:?usage: packaging/check-wine.sh DIST}" && pwd)
 . packaging/check.sh
 buildinfo "$dist"
@@ -60,4 +61,16 @@ check "fieldflash.exe verify without --demo refuses the demo root (exit 1)" expe
 check "fieldflash.exe verify of a missing file is an environment error (exit 3)" expect_exit 3 ff verify 'Z:\no\such\bundle.fwb'
 check "fieldflash.exe kept its state under FIELDFLASH_HOME" test -d "$home/demo"
 rm -rf "$home"
+
+# The desktop app in the Windows build: its main window under Wine on Xvfb, drawn and
+# answering the keyboard, with a screenshot (window_wine_test.go).
+if grep -q '^gui .*windows-amd64' "$dist/BUILDINFO"; then
+  shots=${FIELDFLASH_SCREENSHOTS:-$scratch/screenshots}
+  check "fieldflash.exe opens its main window under Wine on Xvfb (screenshot: $shots/windows-wine.png)" \
+    env FIELDFLASH_WINE_EXE="$exe" FIELDFLASH_WINE="$wine" FIELDFLASH_SCREENSHOTS="$shots" CGO_ENABLED=1 \
+    go test -count=1 -run '^TestWindowsBuildOpensItsMainWindowUnderWine$' -v .
+  [ "$failed" != 0 ] || printf '%s\n' "$out" | grep -E 'main window [0-9]+x' | sed 's/^ */        /'
+else
+  echo "  --    $(basename "$exe") is the command line only (BUILDINFO: $(grep '^gui' "$dist/BUILDINFO")); no window to open"
+fi
 summary check-wine
