@@ -21,7 +21,9 @@ var (
 	// ErrGone: the device is no longer on the bus.
 	ErrGone = errors.New("the device left the USB bus")
 	// ErrNeedsFullBuild: this fieldflash was built without cgo, so without libusb.
-	ErrNeedsFullBuild = errors.New("USB needs the full build of fieldflash (built with cgo and libusb-1.0); this one was built with CGO_ENABLED=0 and can only reach serial ports")
+	// The Windows release is such a build (-tags nolibusb): Debian, where it is cross-built,
+	// has no libusb for mingw-w64 (docs/packaging.md).
+	ErrNeedsFullBuild = errors.New("USB needs the full build of fieldflash (built with cgo and libusb-1.0); this one was built without libusb and can only reach serial ports")
 	// ErrAccess: the operating system did not let fieldflash open the device.
 	ErrAccess = errors.New("no permission to open the USB device")
 )
