@@ -168,7 +168,8 @@ deb() {
   local arch=$1 bin=$2 stage=$work/deb-$1 depends="" recommends=""
   install -d -m 0755 "$stage" "$stage/DEBIAN" "$stage/usr/bin" "$stage/usr/lib/udev/rules.d"
   install -m 0755 "$bin" "$stage/usr/bin/fieldflash"
-  install -m 0644 packaging/linux/udev/*.rules "$stage/usr/lib/udev/rules.d/"
+  # USB DFU devices (assets/udev, with the USB transport) and serial ports (packaging/linux/udev).
+  install -m 0644 assets/udev/*.rules packaging/linux/udev/*.rules "$stage/usr/lib/udev/rules.d/"
   install -m 0755 packaging/linux/deb/postinst packaging/linux/deb/postrm "$stage/DEBIAN/"
   local tree=$work/tar-$arch/fieldflash/usr/local/share
   if [ -d "$tree" ]; then

@@ -46,7 +46,9 @@ $sudo touch "$marker"
 cd "$dist" # apt-get takes a local package by a path that starts with ./
 check "apt-get install ./$(basename "$deb")" $sudo "${apt[@]}" install "./$(basename "$deb")"
 cd "$repo"
-check "dpkg lists the binary and the udev rules" bash -c 'dpkg -L fieldflash | grep -qx /usr/bin/fieldflash && dpkg -L fieldflash | grep -qx /usr/lib/udev/rules.d/60-fieldflash.rules'
+rules=(60-fieldflash.rules 60-fieldflash-serial.rules) # USB DFU, serial
+check "dpkg lists the binary and the udev rules (${rules[*]})" bash -c 'l=$(dpkg -L fieldflash); grep -qx /usr/bin/fieldflash <<<"$l" &&
+  for r in "$@"; do grep -qx "/usr/lib/udev/rules.d/$r" <<<"$l" || { echo "no $r in:"; echo "$l"; exit 1; }; done' _ "${rules[@]}"
 # dpkg --verify exits 0 even when it finds a changed file; what it prints is the verdict.
 check "installed files match the package's md5sums" bash -c 'out=$(dpkg --verify fieldflash 2>&1); [ -z "$out" ] || { echo "$out"; exit 1; }'
 
@@ -91,15 +93,19 @@ if command -v udevadm >/dev/null 2>&1; then
   # udevadm test parses every rules file and names each line it cannot read. No USB device is
   # attached here, so this proves the syntax, not the matching (docs/packaging.md).
   dev=$(find /sys/class/tty -mindepth 1 -maxdepth 1 | head -1)
-  check "udev reads 60-fieldflash.rules without an error" bash -c '
+  check "udev reads ${rules[*]} without an error" bash -c '
     out=$(udevadm test --action=add "$1" 2>&1) || true
-    printf "%s\n" "$out" | grep -q "Reading rules file: /usr/lib/udev/rules.d/60-fieldflash.rules" || { printf "%s\n" "$out" | tail -20; exit 1; }
-    if printf "%s\n" "$out" | grep "60-fieldflash.rules:"; then exit 1; fi' _ "$dev"
+    shift
+    for r in "$@"; do
+      printf "%s\n" "$out" | grep -q "Reading rules file: /usr/lib/udev/rules.d/$r" || { echo "udev did not read $r:"; printf "%s\n" "$out" | tail -20; exit 1; }
+      if printf "%s\n" "$out" | grep -F "$r:"; then exit 1; fi
+    done' _ "$dev" "${rules[@]}"
 else
   check "udevadm is installed (.ci/deps installs udev)" false
 fi
 
 check "apt-get purge fieldflash" $sudo "${apt[@]}" purge fieldflash
-check "nothing of it is left" bash -c '! dpkg-query -W -f="\${Status}" fieldflash 2>/dev/null | grep -q "ok installed" && [ ! -e /usr/bin/fieldflash ] && [ ! -e /usr/lib/udev/rules.d/60-fieldflash.rules ]'
+check "nothing of it is left" bash -c '! dpkg-query -W -f="\${Status}" fieldflash 2>/dev/null | grep -q "ok installed" && [ ! -e /usr/bin/fieldflash ] &&
+  for r in "$@"; do [ ! -e "/usr/lib/udev/rules.d/$r" ] || exit 1; done' _ "${rules[@]}"
 $sudo rm -f "$marker"
 summary check-deb

@@ -60,6 +60,8 @@ check "  and says it verified" contains "$scratch/out" "verified" "fieldflash-de
 check "fieldflash.exe verify without --demo refuses the demo root (exit 1)" expect_exit 1 ff verify "$bundle"
 check "fieldflash.exe verify of a missing file is an environment error (exit 3)" expect_exit 3 ff verify 'Z:\no\such\bundle.fwb'
 check "fieldflash.exe kept its state under FIELDFLASH_HOME" test -d "$home/demo"
+# Debian has no libusb for mingw-w64: the Windows build says so where USB is asked for.
+check "fieldflash.exe devices says USB needs the full build (-tags nolibusb)" bash -c '"$@" devices 2>&1 | grep -q "USB needs the full build"' _ env FIELDFLASH_HOME="$(winpath "$home")" "$wine" "$exe"
 rm -rf "$home"
 
 # The desktop app in the Windows build: its main window under Wine on Xvfb, drawn and
