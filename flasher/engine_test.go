@@ -693,7 +693,9 @@ func TestFlashStopsOnWrongDevice(t *testing.T) {
 
 func TestFlashRetriesStalledTransfer(t *testing.T) {
 	b := newBench(t)
-	b.opt.StallTimeout = 50 * time.Millisecond
+	// Long enough that a loaded machine never takes it for a stall between two honest
+	// acknowledgements (50 ms once gave two retries), short enough to keep the test quick.
+	b.opt.StallTimeout = 400 * time.Millisecond
 	b.dev.hangAt = 3072
 	o, err, _ := b.flash(context.Background())
 	if err != nil || o.Result != flasher.ResultConfirmed || o.Retries != 1 {
@@ -702,7 +704,7 @@ func TestFlashRetriesStalledTransfer(t *testing.T) {
 	if !slices.Equal(b.dev.writes, []int64{0, 3072}) {
 		t.Fatalf("writes %v, want a resume at 3072", b.dev.writes)
 	}
-	if r := b.kinds(flasher.KindRetry); len(r) != 1 || !strings.Contains(r[0].Message, "acknowledged nothing for 50ms at byte 3072") {
+	if r := b.kinds(flasher.KindRetry); len(r) != 1 || !strings.Contains(r[0].Message, "acknowledged nothing for 400ms at byte 3072") {
 		t.Fatalf("retry events %+v", r)
 	}
 }
