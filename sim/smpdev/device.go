@@ -17,6 +17,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fieldflash/fieldflash/flasher/smp"
 	"github.com/fieldflash/fieldflash/sim/flash"
@@ -42,6 +43,15 @@ type Options struct {
 	RecoveryParams bool
 	// OnReset is called after each reboot the device does on a reset command.
 	OnReset func(flash.BootResult)
+	// OnResetStart is called when a reset command starts a reboot (after the answer is
+	// on the wire), before the boot's own time: a USB CDC-ACM port leaves the bus here.
+	OnResetStart func()
+	// Profile is the firmware the device runs (profile.go); nil keeps the simulator's
+	// original device. A profile sets the buffer sizes; BufferSize and RecoveryParams
+	// are then ignored.
+	Profile *Profile
+	// Part is the flash and UART timing (flash.Part); the zero Part takes no time.
+	Part flash.Part
 }
 
 // Stats count what the device received, for tests that check how much was re-sent.
@@ -49,6 +59,7 @@ type Stats struct {
 	UploadChunks int   // image upload requests handled
 	UploadBytes  int64 // data bytes they carried
 	Resets       int
+	DroppedBytes int64 // bytes the UART lost while the device was busy or rebooting
 }
 
 // Device is one virtual device.
@@ -59,6 +70,13 @@ type Device struct {
 	boot  flash.BootResult
 	up    upload
 	stats Stats
+	// busy is the flash time the request being handled costs; Serve waits it out
+	// before answering (the CPU is stalled) and its receiver may drop bytes meanwhile.
+	busy time.Duration
+	// resetUntil: the device is rebooting; its UART hears nothing until then.
+	resetUntil time.Time
+	busyUntil  time.Time
+	rxKept     int // bytes the receive FIFO holds in this busy spell
 }
 
 // upload is the upload in progress; like Zephyr's img_mgmt state it lives in RAM, so a
@@ -82,6 +100,12 @@ func New(fl *flash.Flash, opt Options) (*Device, error) {
 	}
 	if opt.FrameSize == 0 {
 		opt.FrameSize = smp.Frame127
+	}
+	if opt.Profile != nil {
+		if opt.Profile.BootsToRecovery {
+			opt.Recovery = true
+		}
+		opt.BufCount = max(opt.Profile.NetBufCount, 1)
 	}
 	d := &Device{flash: fl, opt: opt}
 	if _, err := d.Reboot(); err != nil {
@@ -118,6 +142,17 @@ func (d *Device) SetRecovery(hold bool) {
 	d.opt.Recovery = hold
 }
 
+func (d *Device) inRecoveryLocked() bool { return d.boot.Mode == flash.ModeRecovery }
+
+// takeBusy returns and clears the flash time of the last request.
+func (d *Device) takeBusy() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b := d.busy
+	d.busy = 0
+	return b
+}
+
 // Reboot runs the bootloader on the flash, forgetting any upload in progress.
 func (d *Device) Reboot() (flash.BootResult, error) {
 	d.mu.Lock()
@@ -140,16 +175,25 @@ func (d *Device) rebootLocked() (flash.BootResult, error) {
 func Serve(ctx context.Context, rw io.ReadWriter, dev *Device) error {
 	type chunk struct {
 		b   []byte
+		at  time.Time
 		err error
 	}
-	in := make(chan chunk, 1)
+	drops := dev.opt.Part.DropsWhileBusy
+	// A UART that loses bytes while the CPU is stalled is read at once, whatever the
+	// device is doing (the hardware keeps receiving); otherwise the reader waits, and
+	// bytes wait in the cable's buffers, as USB's flow control makes them.
+	depth := 1
+	if drops {
+		depth = 4096
+	}
+	in := make(chan chunk, depth)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		buf := make([]byte, 4096)
 		for {
 			n, err := rw.Read(buf)
-			c := chunk{b: bytes.Clone(buf[:n]), err: err}
+			c := chunk{b: dev.receive(buf[:n]), at: time.Now(), err: err}
 			select {
 			case in <- c:
 			case <-done:
@@ -160,7 +204,9 @@ func Serve(ctx context.Context, rw io.ReadWriter, dev *Device) error {
 			}
 		}
 	}()
-	dec := smp.FrameDecoder{MaxPacket: dev.opt.BufferSize}
+	raw := dev.opt.Profile != nil && dev.opt.Profile.RawUART
+	var dec smp.FrameDecoder
+	var rdec rawDecoder
 	for {
 		var c chunk
 		select {
@@ -168,13 +214,39 @@ func Serve(ctx context.Context, rw io.ReadWriter, dev *Device) error {
 			return ctx.Err()
 		case c = <-in:
 		}
+		if c.at.Before(dev.resetDeadline()) {
+			c.b = nil // sent while the device was rebooting: nobody listened
+		}
 		// A packet larger than the buffer is dropped without an answer, as Zephyr's and
 		// MCUboot's transports do; decode errors are not the client's to hear either.
-		msgs, _ := dec.Write(c.b)
+		var msgs [][]byte
+		if raw {
+			rdec.max = dev.bufferSize()
+			if m := rdec.Write(c.b); m != nil {
+				msgs = append(msgs, m)
+			}
+		} else if len(c.b) > 0 {
+			dec.MaxPacket = dev.bufferSize()
+			msgs, _ = dec.Write(c.b)
+		}
 		for _, m := range msgs {
 			resp, after := dev.Handle(m)
+			if busy := dev.takeBusy(); busy > 0 {
+				// The flash controller stalls the CPU: nothing is answered until it is
+				// done.
+				dev.setBusy(busy)
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(busy):
+				}
+			}
 			if resp != nil {
-				if _, err := rw.Write(smp.EncodePacket(resp, dev.opt.FrameSize)); err != nil {
+				out := resp
+				if !raw {
+					out = smp.EncodePacket(resp, dev.opt.FrameSize)
+				}
+				if _, err := rw.Write(out); err != nil {
 					return err
 				}
 			}
@@ -189,6 +261,47 @@ func Serve(ctx context.Context, rw io.ReadWriter, dev *Device) error {
 			return c.err
 		}
 	}
+}
+
+// receive is the UART's receiver: while a flash operation stalls the CPU (and the part
+// loses bytes then), only the receive FIFO's worth of bytes survives; while the device
+// reboots, nothing does.
+func (d *Device) receive(b []byte) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if now.Before(d.resetUntil) {
+		d.stats.DroppedBytes += int64(len(b))
+		return nil
+	}
+	b = bytes.Clone(b)
+	if !d.opt.Part.DropsWhileBusy || !now.Before(d.busyUntil) {
+		return b
+	}
+	keep := max(d.opt.Part.RxFIFO-d.rxKept, 0)
+	keep = min(keep, len(b))
+	d.rxKept += keep
+	d.stats.DroppedBytes += int64(len(b) - keep)
+	return b[:keep]
+}
+
+func (d *Device) setBusy(t time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busyUntil = time.Now().Add(t)
+	d.rxKept = 0
+}
+
+func (d *Device) resetDeadline() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.resetUntil
+}
+
+func (d *Device) bufferSize() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bufferSizeLocked()
 }
 
 // Handle answers one SMP message. after, when not nil, is to be run once the response is
@@ -235,16 +348,27 @@ func (r *reply) group(rc, generic int64) any {
 
 func (d *Device) application(r *reply, body []byte) (any, func()) {
 	h := r.h
+	p := d.opt.Profile
+	if p != nil && h.Group == smp.GroupImage && h.Op == smp.OpWrite {
+		switch h.ID {
+		case smp.ImageUpload:
+			return d.zephyrUpload(r, body), nil
+		case smp.ImageErase:
+			return d.zephyrErase(r, body), nil
+		case smp.ImageState:
+			return d.zephyrStateWrite(r, body), nil
+		}
+	}
 	switch {
 	case h.Group == smp.GroupOS && h.ID == smp.OSEcho:
 		return d.echo(r, body), nil
 	case h.Group == smp.GroupOS && h.ID == smp.OSReset && h.Op == smp.OpWrite:
 		return map[string]any{}, d.resetAfter()
-	case h.Group == smp.GroupOS && h.ID == smp.OSParams && h.Op == smp.OpRead:
-		return smp.ParamsResponse{BufSize: uint32(d.opt.BufferSize), BufCount: uint32(d.opt.BufCount)}, nil
-	case h.Group == smp.GroupOS && h.ID == smp.OSInfo && h.Op == smp.OpRead:
+	case h.Group == smp.GroupOS && h.ID == smp.OSParams && h.Op == smp.OpRead && (p == nil || p.Params):
+		return smp.ParamsResponse{BufSize: uint32(d.bufferSizeLocked()), BufCount: uint32(d.opt.BufCount)}, nil
+	case h.Group == smp.GroupOS && h.ID == smp.OSInfo && h.Op == smp.OpRead && (p == nil || p.Info):
 		return d.info(r, body), nil
-	case h.Group == smp.GroupOS && h.ID == smp.OSBootloaderInfo && h.Op == smp.OpRead:
+	case h.Group == smp.GroupOS && h.ID == smp.OSBootloaderInfo && h.Op == smp.OpRead && (p == nil || p.BootloaderInfo):
 		var req smp.BootloaderInfoRequest
 		if smp.Unmarshal(body, &req) != nil {
 			return r.generic(smp.ErrInvalid), nil
@@ -274,6 +398,20 @@ func (d *Device) application(r *reply, body []byte) (any, func()) {
 // for the rest.
 func (d *Device) recovery(r *reply, body []byte) (any, func()) {
 	h := r.h
+	p := d.opt.Profile
+	if p != nil {
+		switch {
+		case h.Group == smp.GroupOS && h.ID == smp.OSEcho && !p.RecoveryEcho:
+			return r.generic(smp.ErrNotSupported), nil
+		case h.Group == smp.GroupOS && h.ID == smp.OSParams && h.Op == smp.OpRead:
+			if !p.RecoveryParams {
+				return r.generic(smp.ErrNotSupported), nil
+			}
+			return smp.ParamsResponse{BufSize: uint32(p.RecoveryBufSize), BufCount: 1}, nil
+		case h.Group == smp.GroupImage && h.ID == smp.ImageUpload && h.Op == smp.OpWrite:
+			return d.mcubootUpload(r, body), nil
+		}
+	}
 	switch {
 	case h.Group == smp.GroupOS && h.ID == smp.OSEcho:
 		return d.echo(r, body), nil
@@ -305,6 +443,21 @@ func (d *Device) echo(r *reply, body []byte) any {
 
 func (d *Device) resetAfter() func() {
 	return func() {
+		if d.opt.OnResetStart != nil {
+			d.opt.OnResetStart()
+		}
+		d.mu.Lock()
+		// The boot takes its time: MCUboot's swap (erase and program of every unit the
+		// image covers, three times) and validation, then the application's start.
+		wait := d.opt.Part.Boot
+		if st := d.flash.SwapType(); st == flash.SwapTest || st == flash.SwapPerm || st == flash.SwapRevert {
+			if !d.opt.Recovery {
+				wait += d.opt.Part.SwapDuration(d.flash.Image(flash.Secondary).End)
+			}
+		}
+		d.resetUntil = time.Now().Add(wait)
+		d.mu.Unlock()
+		time.Sleep(wait)
 		d.mu.Lock()
 		res, err := d.rebootLocked()
 		d.stats.Resets++
@@ -506,4 +659,19 @@ func (d *Device) notNewer(data []byte) (notNewer, ok bool) {
 		}
 	}
 	return true, true
+}
+
+// MarkSecondaryForTest marks slot 1 for a trial boot, as an image state write would: for
+// tests that need a pending slot whatever its hash.
+func (d *Device) MarkSecondaryForTest() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flash.RequestSwap(false)
+}
+
+// FlashImage is what the bootloader reads of a slot now.
+func (d *Device) FlashImage(slot int) flash.ImageInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flash.Image(slot)
 }
