@@ -51,7 +51,38 @@ type VirtualConfig struct {
 	Counter  uint64
 	Symlink  string // stable path the host opens
 	Recovery bool   // smp: hold the recovery button
-	Log      io.Writer
+	// Profile is the firmware an smp device runs, as upstream answers (SimProfiles):
+	// "zephyr", "zephyr-tuned" or "mcuboot"; empty keeps the simulator's original device.
+	Profile string
+	// Part is the flash and UART timing (SimParts): "nrf52840", "stm32f4"; empty or
+	// "none" takes no time.
+	Part string
+	// USBCDC puts the device behind a USB CDC-ACM port instead of a UART: no bytes are
+	// lost while it is busy (USB flow control), and the port leaves the bus while the
+	// device resets, coming back when it has booted.
+	USBCDC bool
+	Log    io.Writer
+}
+
+// SimProfile names one virtual device profile and what it follows.
+type SimProfile struct{ Name, Protocol, Summary string }
+
+// SimProfiles lists the device profiles `fieldflash sim --profile` takes.
+func SimProfiles() []SimProfile {
+	var out []SimProfile
+	for _, p := range smpdev.Profiles() {
+		out = append(out, SimProfile{p.Name, "smp", p.Summary})
+	}
+	return append(out, SimProfile{"ymodem", "ymodem", "a classic serial bootloader taking images by YMODEM (lrzsz's rb is its reference peer)"})
+}
+
+// SimParts lists the flash parts whose timing the simulator models.
+func SimParts() []SimProfile {
+	var out []SimProfile
+	for _, p := range flash.Parts() {
+		out = append(out, SimProfile{Name: p.Name, Summary: p.Summary})
+	}
+	return out
 }
 
 // VirtualDevice is a running virtual device behind a simulated serial cable.
@@ -170,10 +201,40 @@ func StartVirtualDevice(cfg VirtualConfig) (*VirtualDevice, error) {
 		if err != nil {
 			return nil, err
 		}
-		dev, err := smpdev.New(fl, smpdev.Options{HardwareID: cfg.Hardware, Recovery: cfg.Recovery,
+		var prof *smpdev.Profile
+		if cfg.Profile != "" {
+			p, err := smpdev.LookupProfile(cfg.Profile)
+			if err != nil {
+				fl.Close()
+				return nil, err
+			}
+			prof = p
+		}
+		part := flash.PartNone
+		if cfg.Part != "" {
+			p, err := flash.LookupPart(cfg.Part)
+			if err != nil {
+				fl.Close()
+				return nil, err
+			}
+			part = p
+		}
+		if cfg.USBCDC {
+			part.DropsWhileBusy = false
+		}
+		opt := smpdev.Options{HardwareID: cfg.Hardware, Recovery: cfg.Recovery, Profile: prof, Part: part,
 			OnReset: func(b flash.BootResult) {
 				fmt.Fprintf(cfg.Log, "sim: device rebooted into %s (%s)\n", b.Mode, bootNote(b))
-			}})
+				if cfg.USBCDC {
+					s.link.Reconnect()
+				}
+			}}
+		if cfg.USBCDC {
+			// The CDC-ACM port is the device's own USB function: it leaves the bus
+			// with the reset and enumerates again once the device has booted.
+			opt.OnResetStart = func() { s.link.Disconnect() }
+		}
+		dev, err := smpdev.New(fl, opt)
 		if err != nil {
 			fl.Close()
 			return nil, fmt.Errorf("virtual device %s: %v", cfg.State, err)
@@ -185,6 +246,9 @@ func StartVirtualDevice(cfg VirtualConfig) (*VirtualDevice, error) {
 		serve = func(ctx context.Context, rw io.ReadWriter) error { return smpdev.Serve(ctx, rw, dev) }
 		onReset = func() { dev.Reboot() }
 	case "ymodem":
+		if cfg.Profile != "" && cfg.Profile != "ymodem" || cfg.Part != "" && cfg.Part != "none" {
+			return nil, fmt.Errorf("virtual YMODEM device: profile %q and part %q: the YMODEM bootloader has the profile ymodem and no flash timing", cfg.Profile, cfg.Part)
+		}
 		if cfg.Hardware == "" {
 			cfg.Hardware = SimHardwareYMODEM
 		}

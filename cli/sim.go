@@ -22,6 +22,13 @@ path to open, e.g. with "fieldflash flash BUNDLE --port PATH". It runs until Ctr
           (two slots, trial boot, confirm, revert; --recovery holds the recovery button)
   ymodem  a classic serial bootloader that takes an image by YMODEM
 
+--profile makes the device answer as named upstream firmware in its default configuration
+(zephyr: stock Zephyr MCUmgr; zephyr-tuned: params, info, a 4 KiB buffer and the raw UART
+transport; mcuboot: stock MCUboot serial recovery; ymodem), and --part gives it a flash
+part's erase, program, boot and swap times and a UART that loses bytes while the flash
+stalls the CPU (nrf52840, stm32f4). --usb-cdc puts it behind a USB CDC-ACM port instead.
+--list-profiles lists them; docs/devices.md says what each follows.
+
 The device's flash lives in --state (default $FIELDFLASH_HOME/sim/smp.flash or
 $FIELDFLASH_HOME/sim/ymodem.flash/), so a restarted simulator keeps what was flashed; a new
 state starts with application --version and release counter --counter. --faults makes the
@@ -41,14 +48,37 @@ func cmdSim(e *env, args []string) int {
 	counter := fs.Uint64("counter", 1, "release counter a new state starts with")
 	linkPath := fs.String("link", "", "stable `PATH` of the virtual port (default $FIELDFLASH_HOME/sim/ttySIM-PROTOCOL)")
 	recovery := fs.Bool("recovery", false, "smp: hold the recovery button at power-on, so the device starts in MCUboot serial recovery")
+	profile := fs.String("profile", "", "`NAME` of the firmware the device runs as upstream answers: zephyr, zephyr-tuned, mcuboot (smp) or ymodem; default: the simulator's original device")
+	part := fs.String("part", "", "`PART` whose flash and UART timing the device has: nrf52840, stm32f4 or none (default none)")
+	usbCDC := fs.Bool("usb-cdc", false, "smp: the device sits behind a USB CDC-ACM port: no bytes lost while busy, the port leaves while it resets")
+	listProfiles := fs.Bool("list-profiles", false, "list the device profiles and flash parts and exit")
 	if code, stop := parse(e, fs, args); stop {
 		return code
 	}
-	if fs.NArg() != 1 || (fs.Arg(0) != "smp" && fs.Arg(0) != "ymodem") {
-		app.Fprintln(e.stderr, "fieldflash sim: say which device, e.g. `fieldflash sim smp` or `fieldflash sim ymodem`")
-		return exitUsage
+	if *listProfiles {
+		app.Fprintln(e.stdout, "profiles:")
+		for _, p := range app.SimProfiles() {
+			app.Fprintf(e.stdout, "  %-13s %-7s %s\n", p.Name, p.Protocol, p.Summary)
+		}
+		app.Fprintln(e.stdout, "parts:")
+		for _, p := range app.SimParts() {
+			app.Fprintf(e.stdout, "  %-13s %s\n", p.Name, p.Summary)
+		}
+		return exitOK
 	}
 	proto := fs.Arg(0)
+	if fs.NArg() == 0 && *profile != "" {
+		// The profile names its protocol: `fieldflash sim --profile zephyr`.
+		for _, p := range app.SimProfiles() {
+			if p.Name == *profile {
+				proto = p.Protocol
+			}
+		}
+	}
+	if fs.NArg() > 1 || (proto != "smp" && proto != "ymodem") {
+		app.Fprintln(e.stderr, "fieldflash sim: say which device, e.g. `fieldflash sim smp`, `fieldflash sim ymodem` or `fieldflash sim --profile zephyr` (--list-profiles lists them)")
+		return exitUsage
+	}
 	fl, err := app.ParseFaults(*faults)
 	if err != nil {
 		app.Fprintf(e.stderr, "fieldflash sim: --faults: %v\n", err)
@@ -82,7 +112,7 @@ func cmdSim(e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := app.StartVirtualDevice(app.VirtualConfig{Protocol: proto, Baud: *baud, Faults: fl, Seed: *seed, State: *state, Hardware: *hardware,
-		Version: *ver, Counter: *counter, Symlink: abs, Recovery: *recovery, Log: e.stderr})
+		Version: *ver, Counter: *counter, Symlink: abs, Recovery: *recovery, Profile: *profile, Part: *part, USBCDC: *usbCDC, Log: e.stderr})
 	if err != nil {
 		return reportEnv(e, false, err)
 	}
@@ -105,6 +135,9 @@ func cmdSim(e *env, args []string) int {
 		app.Fprintf(e.stdout, "faults  %s (seed %d)\n", app.FormatFaults(fl), *seed)
 	}
 	app.Fprintf(e.stdout, "line    %s\n", app.BaudText(*baud))
+	if *profile != "" || *part != "" {
+		app.Fprintf(e.stdout, "profile %s, flash timing %s%s\n", orDefault(*profile, "original simulator"), orDefault(*part, "none"), map[bool]string{true: ", behind USB CDC-ACM"}[*usbCDC])
+	}
 	app.Fprintf(e.stdout, "\nflash it with: fieldflash flash BUNDLE.fwb --port %s\nCtrl-C stops the device; its flash stays in the state file.\n", s.Path())
 	if f, ok := e.stdout.(interface{ Sync() error }); ok {
 		f.Sync()
@@ -116,4 +149,11 @@ func cmdSim(e *env, args []string) int {
 	app.Fprintf(e.stdout, "stopped: %d bytes from the host, %d to it, %d disconnects, %d dropped, %d corrupted; device runs %s\n",
 		st.HostToDevice, st.DeviceToHost, st.Disconnects, st.Dropped, st.Corrupted, running)
 	return exitOK
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }

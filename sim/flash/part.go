@@ -39,7 +39,7 @@ type Part struct {
 // The parts the simulator knows.
 var (
 	// PartNone takes no time: the virtual devices as they were, for fast tests.
-	PartNone = Part{Name: "none", Summary: "no flash time, no resets time, no lost bytes"}
+	PartNone = Part{Name: "none", Summary: "no flash time, no reset time, no lost bytes"}
 	// PartNRF52840: nRF52840 Product Specification v1.7, section 4.3.4 "NVMC electrical
 	// specification": tERASEPAGE 85 ms (4 KiB page), tWRITE 41 us per 32-bit word (both
 	// maxima); the CPU halts while the NVMC writes or erases. Zephyr's nrf52840 flash
