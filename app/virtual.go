@@ -222,7 +222,7 @@ func StartVirtualDevice(cfg VirtualConfig) (*VirtualDevice, error) {
 		if cfg.USBCDC {
 			part.DropsWhileBusy = false
 		}
-		opt := smpdev.Options{HardwareID: cfg.Hardware, Recovery: cfg.Recovery, Profile: prof, Part: part,
+		opt := smpdev.Options{HardwareID: cfg.Hardware, Recovery: cfg.Recovery, Profile: prof, Part: part, Baud: simUARTBaud(cfg.Baud),
 			OnReset: func(b flash.BootResult) {
 				fmt.Fprintf(cfg.Log, "sim: device rebooted into %s (%s)\n", b.Mode, bootNote(b))
 				if cfg.USBCDC {
@@ -418,4 +418,13 @@ func BaudText(b int) string {
 		return "unpaced"
 	}
 	return fmt.Sprintf("%d baud, 8N1 (%d bytes/s each way)", b, b/10)
+}
+
+// simUARTBaud is the rate the device's UART receives at: the cable's, or, on an unpaced
+// cable, one so fast that its bytes take no time.
+func simUARTBaud(baud int) int {
+	if baud <= 0 {
+		return 100_000_000
+	}
+	return baud
 }

@@ -52,6 +52,8 @@ type Options struct {
 	Profile *Profile
 	// Part is the flash and UART timing (flash.Part); the zero Part takes no time.
 	Part flash.Part
+	// Baud is the UART's line rate, for the receiver's timing (0 means 115200).
+	Baud int
 }
 
 // Stats count what the device received, for tests that check how much was re-sent.
@@ -75,7 +77,9 @@ type Device struct {
 	busy time.Duration
 	// resetUntil: the device is rebooting; its UART hears nothing until then.
 	resetUntil time.Time
+	busyStart  time.Time
 	busyUntil  time.Time
+	resetStart time.Time
 	rxKept     int // bytes the receive FIFO holds in this busy spell
 }
 
@@ -222,6 +226,10 @@ func Serve(ctx context.Context, rw io.ReadWriter, dev *Device) error {
 		var msgs [][]byte
 		if raw {
 			rdec.max = dev.bufferSize()
+			if dev.opt.Profile.RawInputTimeout > 0 && c.at.Sub(rdec.last) > dev.opt.Profile.RawInputTimeout {
+				rdec.buf = nil // the input timer fired: the partial packet is dropped
+			}
+			rdec.last = c.at
 			if m := rdec.Write(c.b); m != nil {
 				msgs = append(msgs, m)
 			}
@@ -265,30 +273,42 @@ func Serve(ctx context.Context, rw io.ReadWriter, dev *Device) error {
 
 // receive is the UART's receiver: while a flash operation stalls the CPU (and the part
 // loses bytes then), only the receive FIFO's worth of bytes survives; while the device
-// reboots, nothing does.
+// reboots, nothing does. Which bytes were on the wire when is worked out from the line
+// rate: the bytes of one read arrived back to back, the last just now, so a read that
+// comes in bursts is judged by when its bytes crossed the wire, not when it was read.
 func (d *Device) receive(b []byte) []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
-	if now.Before(d.resetUntil) {
-		d.stats.DroppedBytes += int64(len(b))
-		return nil
+	baud := d.opt.Baud
+	if baud <= 0 {
+		baud = 115200
 	}
-	b = bytes.Clone(b)
-	if !d.opt.Part.DropsWhileBusy || !now.Before(d.busyUntil) {
-		return b
+	perByte := time.Second * 10 / time.Duration(baud)
+	out := make([]byte, 0, len(b))
+	for i, c := range b {
+		at := now.Add(-time.Duration(len(b)-1-i) * perByte)
+		switch {
+		case !at.Before(d.resetStart) && at.Before(d.resetUntil):
+			d.stats.DroppedBytes++
+			continue
+		case d.opt.Part.DropsWhileBusy && !at.Before(d.busyStart) && at.Before(d.busyUntil):
+			if d.rxKept >= d.opt.Part.RxFIFO {
+				d.stats.DroppedBytes++
+				continue
+			}
+			d.rxKept++
+		}
+		out = append(out, c)
 	}
-	keep := max(d.opt.Part.RxFIFO-d.rxKept, 0)
-	keep = min(keep, len(b))
-	d.rxKept += keep
-	d.stats.DroppedBytes += int64(len(b) - keep)
-	return b[:keep]
+	return out
 }
 
 func (d *Device) setBusy(t time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.busyUntil = time.Now().Add(t)
+	d.busyStart = time.Now()
+	d.busyUntil = d.busyStart.Add(t)
 	d.rxKept = 0
 }
 
@@ -455,7 +475,8 @@ func (d *Device) resetAfter() func() {
 				wait += d.opt.Part.SwapDuration(d.flash.Image(flash.Secondary).End)
 			}
 		}
-		d.resetUntil = time.Now().Add(wait)
+		d.resetStart = time.Now()
+		d.resetUntil = d.resetStart.Add(wait)
 		d.mu.Unlock()
 		time.Sleep(wait)
 		d.mu.Lock()

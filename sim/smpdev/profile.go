@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Profile is the firmware a virtual device runs, as its upstream sources and their
@@ -38,6 +39,9 @@ type Profile struct {
 	// the console UART carries bare SMP packets (8-byte header, body, no base64, no
 	// CRC) instead of SMP-over-console frames.
 	RawUART bool
+	// RawInputTimeout is CONFIG_MCUMGR_TRANSPORT_RAW_UART_INPUT_TIMEOUT with its
+	// _TIME_MS: a partial raw packet older than this is dropped; 0 is the option off.
+	RawInputTimeout time.Duration
 
 	// MCUboot serial recovery (boot_serial.c), false and 0 the defaults of MCUboot's
 	// Zephyr port (boot/zephyr/Kconfig.serial_recovery).
@@ -63,10 +67,11 @@ var (
 		NetBufSize: 384, NetBufCount: 4, RecoveryBufSize: 1024}
 	// ProfileZephyrTuned is Zephyr built for fast updates: params, os info and
 	// bootloader info on, a 4 KiB buffer (CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE=4096),
-	// progressive erase, the device's own image check, and the raw UART transport.
+	// progressive erase, the device's own image check, and the raw UART transport with its
+	// input timeout (CONFIG_MCUMGR_TRANSPORT_RAW_UART_INPUT_TIMEOUT=y, 100 ms).
 	ProfileZephyrTuned = Profile{Name: "zephyr-tuned", Summary: "Zephyr tuned for speed: params and info on, 4 KiB buffer, progressive erase, raw UART transport",
 		Params: true, Info: true, BootloaderInfo: true, NetBufSize: 4096, NetBufCount: 4,
-		ImageCheck: true, EraseProgressively: true, RawUART: true, RecoveryBufSize: 1024}
+		ImageCheck: true, EraseProgressively: true, RawUART: true, RawInputTimeout: 100 * time.Millisecond, RecoveryBufSize: 1024}
 	// ProfileMCUboot is stock MCUboot serial recovery (CONFIG_MCUBOOT_SERIAL,
 	// CONFIG_BOOT_SERIAL_UART): the board is held in recovery; echo is off, uploads go
 	// straight to the primary slot, the whole slot is erased on each chunk at offset 0,

@@ -1,6 +1,9 @@
 package smpdev
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // rawDecoder is the receive side of Zephyr's raw UART transport
 // (mcumgr_serial_process_frag with raw_transport, subsys/mgmt/mcumgr/transport/src/
@@ -9,11 +12,14 @@ import "encoding/binary"
 // buffer, an op code above 3, or a fragment that carries more bytes than the packet
 // (two packets run together, or noise after one) drops everything held. No CRC: a
 // corrupted byte goes through to the SMP layer, which refuses what it cannot decode.
-// CONFIG_MCUMGR_TRANSPORT_RAW_UART_INPUT_TIMEOUT (a timer that drops a partial packet)
-// is not modelled: it is off unless chosen.
+// With CONFIG_MCUMGR_TRANSPORT_RAW_UART_INPUT_TIMEOUT a timer started on a partial packet
+// drops it when the next fragment comes later than the timeout (Profile.RawInputTimeout;
+// Serve applies it): the only way the transport finds the start of a packet again after
+// a lost byte.
 type rawDecoder struct {
-	max int
-	buf []byte
+	max  int
+	buf  []byte
+	last time.Time
 }
 
 // Write takes one fragment (one read from the UART) and returns the packet it completes.

@@ -44,17 +44,19 @@ func TestReceiverDropsWhileBusy(t *testing.T) {
 		t.Fatalf("idle receiver kept %d bytes", len(got))
 	}
 	d.setBusy(time.Hour)
+	d.busyStart = time.Now().Add(-time.Second) // the stall began before these bytes crossed the wire
 	a := d.receive([]byte("0123"))
 	b := d.receive([]byte("456789"))
 	if len(a)+len(b) != flash.PartNRF52840.RxFIFO {
 		t.Fatalf("busy receiver kept %d+%d bytes, want the FIFO's %d", len(a), len(b), flash.PartNRF52840.RxFIFO)
 	}
-	d.busyUntil, d.resetUntil = time.Time{}, time.Now().Add(time.Hour)
+	d.busyUntil, d.resetStart, d.resetUntil = time.Time{}, time.Now().Add(-time.Second), time.Now().Add(time.Hour)
 	if got := d.receive([]byte("x")); len(got) != 0 {
 		t.Fatal("a rebooting device heard a byte")
 	}
 	usb := &Device{opt: Options{Part: flash.Part{Name: "usb", EraseUnit: 4096, EraseTime: time.Millisecond}}}
 	usb.setBusy(time.Hour)
+	usb.busyStart = time.Now().Add(-time.Second)
 	if got := usb.receive([]byte("0123456789")); len(got) != 10 {
 		t.Fatal("a part without DropsWhileBusy lost bytes")
 	}
