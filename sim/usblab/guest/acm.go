@@ -3,8 +3,8 @@
 package main
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"time"
