@@ -197,15 +197,12 @@ func StartVirtualDevice(cfg VirtualConfig) (*VirtualDevice, error) {
 		if cfg.Hardware == "" {
 			cfg.Hardware = SimHardwareSMP
 		}
-		fl, err := openSimFlash(cfg)
-		if err != nil {
-			return nil, err
-		}
+		// The profile and part are looked up before the flash is opened: a wrong name
+		// leaves nothing to close.
 		var prof *smpdev.Profile
 		if cfg.Profile != "" {
 			p, err := smpdev.LookupProfile(cfg.Profile)
 			if err != nil {
-				fl.Close()
 				return nil, err
 			}
 			prof = p
@@ -214,10 +211,13 @@ func StartVirtualDevice(cfg VirtualConfig) (*VirtualDevice, error) {
 		if cfg.Part != "" {
 			p, err := flash.LookupPart(cfg.Part)
 			if err != nil {
-				fl.Close()
 				return nil, err
 			}
 			part = p
+		}
+		fl, err := openSimFlash(cfg)
+		if err != nil {
+			return nil, err
 		}
 		if cfg.USBCDC {
 			part.DropsWhileBusy = false

@@ -136,7 +136,11 @@ func cmdSim(e *env, args []string) int {
 	}
 	app.Fprintf(e.stdout, "line    %s\n", app.BaudText(*baud))
 	if *profile != "" || *part != "" {
-		app.Fprintf(e.stdout, "profile %s, flash timing %s%s\n", orDefault(*profile, "original simulator"), orDefault(*part, "none"), map[bool]string{true: ", behind USB CDC-ACM"}[*usbCDC])
+		port := ""
+		if *usbCDC {
+			port = ", behind USB CDC-ACM"
+		}
+		app.Fprintf(e.stdout, "profile %s, flash timing %s%s\n", orDefault(*profile, "original simulator"), orDefault(*part, "none"), port)
 	}
 	app.Fprintf(e.stdout, "\nflash it with: fieldflash flash BUNDLE.fwb --port %s\nCtrl-C stops the device; its flash stays in the state file.\n", s.Path())
 	if f, ok := e.stdout.(interface{ Sync() error }); ok {

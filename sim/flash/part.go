@@ -88,6 +88,18 @@ func (p Part) EraseDuration(n int64) time.Duration {
 	return time.Duration(units) * p.EraseTime
 }
 
+// ProgressiveEraseDuration is the erase a progressive eraser does before it writes
+// [from, to): the units the range reaches into that no earlier write (which ended at
+// from) already made it erase. from 0 starts a fresh slot.
+func (p Part) ProgressiveEraseDuration(from, to int64) time.Duration {
+	if p.EraseUnit <= 0 || to <= from {
+		return 0
+	}
+	done := (from + p.EraseUnit - 1) / p.EraseUnit
+	need := (to + p.EraseUnit - 1) / p.EraseUnit
+	return time.Duration(need-done) * p.EraseTime
+}
+
 // ProgramDuration is the time to program n bytes.
 func (p Part) ProgramDuration(n int64) time.Duration {
 	if p.WordSize <= 0 || n <= 0 {

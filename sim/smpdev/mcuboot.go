@@ -50,14 +50,8 @@ func (d *Device) mcubootUpload(r *reply, body []byte) any {
 			data = data[:len(data)-rem] // the rest is asked for again
 		}
 	}
-	if p.RecoveryEraseProgressively && d.opt.Part.EraseUnit > 0 {
-		unit := d.opt.Part.EraseUnit
-		before := (int64(req.Off) + unit - 1) / unit
-		if req.Off == 0 {
-			before = 0
-		}
-		after := (int64(req.Off) + int64(len(data)) + unit - 1) / unit
-		d.busy += d.opt.Part.EraseDuration((after - before) * unit)
+	if p.RecoveryEraseProgressively {
+		d.busy += d.opt.Part.ProgressiveEraseDuration(int64(req.Off), int64(req.Off)+int64(len(data)))
 	}
 	if err := d.flash.Program(slot, int64(req.Off), data); err != nil {
 		return map[string]int64{"rc": smp.ErrInvalid}

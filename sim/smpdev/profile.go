@@ -97,7 +97,7 @@ func LookupProfile(name string) (*Profile, error) {
 	return nil, fmt.Errorf("device profile %q: the simulator has %s", name, strings.Join(names, ", "))
 }
 
-// bufferSize is the packet limit in the mode the device runs.
+// bufferSizeLocked is the packet limit in the mode the device runs.
 func (d *Device) bufferSizeLocked() int {
 	if p := d.opt.Profile; p != nil {
 		if d.inRecoveryLocked() {

@@ -148,16 +148,7 @@ func (d *Device) zephyrUpload(r *reply, body []byte) any {
 	if len(req.Data) > 0 {
 		if p.EraseProgressively {
 			// Erase the units this chunk reaches into that are not erased yet.
-			unit := d.opt.Part.EraseUnit
-			if unit > 0 {
-				end := int64(req.Off) + int64(len(req.Data))
-				before := (int64(req.Off) + unit - 1) / unit
-				after := (end + unit - 1) / unit
-				if req.Off == 0 {
-					before = 0
-				}
-				d.busy += d.opt.Part.EraseDuration((after - before) * unit)
-			}
+			d.busy += d.opt.Part.ProgressiveEraseDuration(int64(req.Off), int64(req.Off)+int64(len(req.Data)))
 			if req.Off == 0 {
 				d.flash.EraseSlot(slot) // the model's flash must be erased before programming
 			}
