@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -130,16 +131,21 @@ func ProbePort(ctx context.Context, path string, baud int, order []string) (*Pro
 func probeOne(ctx context.Context, p io.ReadWriter, baud int, proto string) *flasher.Identity {
 	switch proto {
 	case "smp":
+		// Identify, not echo: any valid SMP answer is an SMP device (stock MCUboot serial
+		// recovery answers echo with rc 8, stock Zephyr answers neither params nor info),
+		// and image state is what every one of them answers. Two tries: one in console
+		// frames, one on the raw UART transport.
 		d := smp.New(p, smp.Options{Timeout: 400 * time.Millisecond, Retries: 1, Baud: baud})
 		defer d.Close()
-		if _, err := d.Echo(ctx, "fieldflash probe"); err != nil {
-			return nil
-		}
 		id, err := d.Identify(ctx)
-		if err != nil {
-			return &flasher.Identity{Protocol: "smp"}
+		var de *smp.DeviceError
+		switch {
+		case err == nil:
+			return id
+		case errors.As(err, &de):
+			return &flasher.Identity{Protocol: "smp", Transport: d.Transport()} // it answered, and refused
 		}
-		return id
+		return nil
 	case "ymodem":
 		d := ymodem.New(p, ymodem.Options{IdentifyTimeout: 1500 * time.Millisecond})
 		defer d.Close()

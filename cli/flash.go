@@ -48,7 +48,7 @@ func cmdFlash(e *env, args []string) int {
 	fs := newFlags(e, "flash", "BUNDLE.fwb --port PATH | --usb VID:PID[,SERIAL]|auto [options]", flashHelp)
 	port := fs.String("port", "", "the `PATH` of the serial port the device is on, e.g. /dev/ttyACM0 or COM4 (fieldflash devices lists them)")
 	usbDev := fs.String("usb", "", "flash a USB DFU device: `VID:PID[,SERIAL]` in hex (e.g. 0483:df11), or auto for the one connected DFU device the bundle fits")
-	hardware := fs.String("hardware", "", "the device's hardware `ID`, for DFU devices the bundle's USB ids do not name")
+	hardware := fs.String("hardware", "", "the device's hardware `ID`, for devices that do not report it (stock Zephyr, MCUboot serial recovery) and DFU devices the bundle's USB ids do not name")
 	protocol := fs.String("protocol", "", "smp or ymodem (default: probe the port)")
 	baud := fs.Int("baud", app.DefaultBaud, "baud rate of the port")
 	target := fs.String("target", "", "the bundle's target to flash (default: the one that fits the device)")

@@ -57,6 +57,7 @@ type Identity struct {
 	Slots          []Slot            `json:"slots,omitempty"`
 	ReleaseCounter *uint64           `json:"release_counter,omitempty"`
 	BufferSize     int               `json:"buffer_size,omitempty"` // bytes the device takes per request
+	Transport      string            `json:"transport,omitempty"`   // how the protocol is carried: SMP "console" or "raw"
 	Components     map[string]string `json:"components,omitempty"`  // component -> running version
 }
 

@@ -151,9 +151,13 @@ func NewPlan(v *verify.Verified, target string, id *Identity, opt PlanOptions) (
 	hw := id.HardwareID
 	switch {
 	case hw == "" && opt.HardwareID == "":
+		next := "read the hardware id off the device's label and pass it with --hardware"
+		if ids := hardwareFor(v, protocol); len(ids) > 0 {
+			next += "; this bundle has firmware for " + strings.Join(ids, ", ")
+		}
 		return nil, &Error{Code: CodeHardware, Thing: "device" + portSuffix(opt.Port),
-			Reason: "does not report its hardware id",
-			Next:   "read the hardware id off the device's label and pass it with --hardware"}
+			Reason: "does not report its hardware id (stock Zephyr answers no os info, and MCUboot serial recovery none)",
+			Next:   next}
 	case hw == "":
 		hw = opt.HardwareID
 	case opt.HardwareID != "" && opt.HardwareID != hw:
@@ -358,4 +362,21 @@ func checkSlots(id *Identity, image int, t verify.Target, thing string) error {
 		}
 	}
 	return nil
+}
+
+// hardwareFor lists the hardware ids of the bundle's targets that may go over protocol.
+func hardwareFor(v *verify.Verified, protocol string) []string {
+	var out []string
+	for _, t := range v.Targets {
+		if len(t.Meta.Protocol.Protocols) > 0 && !slices.Contains(t.Meta.Protocol.Protocols, protocol) {
+			continue
+		}
+		for _, h := range t.Meta.HardwareIDs {
+			if !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
