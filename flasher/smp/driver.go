@@ -700,8 +700,11 @@ func (d *Driver) Write(ctx context.Context, img *flasher.Image, from int64, prog
 			progress(acked)
 		}
 	}
+	// On the raw UART transport one chunk at a time: Zephyr's raw receiver drops
+	// everything it holds when one UART fragment carries more than one packet
+	// (serial_util.c), which two chunks back to back do.
 	maxWin := 1
-	if !d.opt.StopAndWait && d.bufCount > 1 {
+	if !d.opt.StopAndWait && d.bufCount > 1 && d.tr.Load() != trRaw {
 		maxWin = min(d.bufCount-1, 3)
 	}
 	win := newWindow(maxWin)
