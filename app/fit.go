@@ -22,11 +22,16 @@ type Fit struct {
 
 // CheckFit runs the preflight of an update of the device identified as id, on port, with
 // the bundle v.
-func CheckFit(v *Verified, id *Identity, port string) Fit {
+func CheckFit(v *Verified, id *Identity, port string) Fit { return CheckFitAs(v, id, port, "") }
+
+// CheckFitAs is CheckFit with the hardware id a person read off the device's label, for a
+// device that does not report it (stock Zephyr, MCUboot serial recovery, a classic
+// bootloader); "" when it does.
+func CheckFitAs(v *Verified, id *Identity, port, hardware string) Fit {
 	if v == nil || id == nil {
 		return Fit{Reason: "open a bundle and connect the device first"}
 	}
-	plan, err := flasher.NewPlan(v, "", id, flasher.PlanOptions{Protocol: id.Protocol, Port: port})
+	plan, err := flasher.NewPlan(v, "", id, flasher.PlanOptions{Protocol: id.Protocol, Port: port, HardwareID: hardware})
 	if err != nil {
 		f := Fit{Reason: err.Error(), Code: flasher.CodeOf(err), Running: RunningVersion(id)}
 		var fe *flasher.Error

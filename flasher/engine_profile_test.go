@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"os"
 	"errors"
+	"os"
 	"testing"
 	"time"
 

@@ -252,6 +252,9 @@ func (j *Job) start() {
 			req.Hardware = j.hardware
 			res = s.Session.Recover(ctx, j.rec, req, j.event)
 		} else {
+			if req.USB == "" {
+				req.Hardware = s.HardwareOf(j.Port) // off the label, for a device that does not say
+			}
 			res = s.Session.Flash(ctx, req, j.event)
 		}
 		cancel()

@@ -193,3 +193,41 @@ func TestEveryScreenFitsA1366x768ScreenAt150Percent(t *testing.T) {
 		}
 	}
 }
+
+// A stock Zephyr board does not say which hardware it is (os info is off by default):
+// the update screen asks for the id on its label, offers the bundle's, and with it the
+// board fits and updates.
+func TestStockZephyrAsksForTheHardwareIdOffItsLabelAndUpdates(t *testing.T) {
+	h := newHarness(t, true, 0, Options{})
+	h.waitText("Trusted")
+	dev, err := app.StartVirtualDevice(app.VirtualConfig{Protocol: "smp", Profile: "zephyr", Baud: 115200,
+		State: filepath.Join(t.TempDir(), "zephyr.flash"), Symlink: filepath.Join(t.TempDir(), "ttyZephyr")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	withdraw, err := dev.Announce("stock Zephyr board")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { withdraw() })
+	h.nav("update")
+	h.waitText("does not say which board it is")
+	h.choose(app.SimHardwareSMP)
+	h.waitFor("the Zephyr board to fit", func() bool {
+		for _, r := range h.st.Rows() {
+			if r.Port.Path == dev.Path() {
+				return r.Fit != nil && r.Fit.OK
+			}
+		}
+		return false
+	})
+	h.nav("devices")
+	h.check("stock Zephyr board")
+	h.nav("update")
+	h.tap("Update")
+	h.waitText("Updated: the device runs 1.1.0")
+	if got := dev.Running(); got != "1.1.0" {
+		t.Fatalf("the stock Zephyr board runs %s", got)
+	}
+}

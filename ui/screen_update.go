@@ -61,6 +61,36 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 			b.RetryFailed()
 		}
 	})
+	// A device that does not say which board it is (stock Zephyr answers no os info, a
+	// classic bootloader no banner id) is asked about: the person reads the label.
+	ask := container.NewVBox()
+	askKey := ""
+	drawAsk := func(v *app.Verified) {
+		key := fmt.Sprintf("%p", v)
+		var rows []*DeviceRow
+		if v != nil {
+			for _, r := range st.Rows() {
+				if r.NeedsHardware() {
+					rows = append(rows, r)
+					key += ";" + r.Port.Path + "=" + st.HardwareOf(r.Port.Path)
+				}
+			}
+		}
+		if key == askKey {
+			return
+		}
+		askKey = key
+		ask.Objects = nil
+		for _, r := range rows {
+			port := r.Port.Path
+			ask.Add(wrapLabel(safe(fmt.Sprintf("The device on %s does not say which board it is. Read the hardware id off its label:", r.Where()))))
+			pick := widget.NewSelect(app.BundleHardware(v, r.Probe.Protocol), nil)
+			pick.Selected = st.HardwareOf(port)
+			pick.OnChanged = func(s string) { st.SetHardware(port, s) }
+			ask.Add(pick)
+		}
+		ask.Refresh()
+	}
 	cards := container.NewVBox()
 	var shown *Batch
 	views := map[*Job]*jobView{}
@@ -78,6 +108,7 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 		default:
 			setText(what, safe(fmt.Sprintf("Bundle %s %s for %d device(s): %s", v.Repository, versions(v), len(ports), names(st, ports))))
 		}
+		drawAsk(v)
 		running := b != nil && b.Running()
 		if v == nil || len(ports) == 0 || running {
 			update.Disable()
@@ -125,7 +156,7 @@ func updateScreen(sh *Shell) fyne.CanvasObject {
 	st.Selected.AddListener(bindingListener(draw))
 	st.Bundle.AddListener(bindingListener(draw))
 	draw()
-	top := container.NewVBox(what, container.NewHBox(update, cancel))
+	top := container.NewVBox(what, ask, container.NewHBox(update, cancel))
 	bottom := container.NewHBox(summary, retry)
 	return container.NewBorder(container.NewPadded(top), container.NewPadded(bottom), nil, nil, container.NewVScroll(container.NewPadded(cards)))
 }

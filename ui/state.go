@@ -125,6 +125,9 @@ type State struct {
 	usbState map[string]*app.Recovery
 	inFlight map[string]bool
 	busy     map[string]bool // ports an update or recovery holds: not probed meanwhile
+	// hardware is the hardware id a person picked for a port whose device does not say
+	// it (stock Zephyr, a classic bootloader): read off the board's label.
+	hardware map[string]string
 }
 
 // NewState opens the session (demo mode with a demo) and the settings, and starts
@@ -140,7 +143,7 @@ func NewState(opt Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &State{opt: opt, home: home, probed: map[string]*app.Probe{}, usbState: map[string]*app.Recovery{}, inFlight: map[string]bool{}, busy: map[string]bool{}}
+	s := &State{opt: opt, home: home, probed: map[string]*app.Probe{}, usbState: map[string]*app.Recovery{}, inFlight: map[string]bool{}, busy: map[string]bool{}, hardware: map[string]string{}}
 	if opt.Demo != nil {
 		s.Session = opt.Demo.Session
 	} else if s.Session, err = app.OpenSession(false); err != nil {
@@ -433,12 +436,38 @@ func (s *State) refit() {
 			f := app.CheckFitUSB(v, *c.USB)
 			c.Fit = &f
 		case v != nil && c.Probe != nil && c.Probe.Identity != nil:
-			f := app.CheckFit(v, c.Probe.Identity, c.Port.Path)
+			f := app.CheckFitAs(v, c.Probe.Identity, c.Port.Path, s.HardwareOf(c.Port.Path))
 			c.Fit = &f
 		}
 		out[i] = &c
 	}
 	s.setRows(out)
+}
+
+// NeedsHardware says whether the device on the row answered without saying which
+// hardware it is, so that a person must pick it from the board's label.
+func (r *DeviceRow) NeedsHardware() bool {
+	return r.USB == nil && r.Probe != nil && r.Probe.Identity != nil && r.Probe.Protocol != "" && r.Probe.Identity.HardwareID == ""
+}
+
+// SetHardware takes the hardware id a person read off the label of the device on port
+// ("" forgets it) and checks the device against the open bundle again.
+func (s *State) SetHardware(port, hardware string) {
+	s.mu.Lock()
+	if hardware == "" {
+		delete(s.hardware, port)
+	} else {
+		s.hardware[port] = hardware
+	}
+	s.mu.Unlock()
+	s.refit()
+}
+
+// HardwareOf is the hardware id picked for port ("" when none was).
+func (s *State) HardwareOf(port string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hardware[port]
 }
 
 // Toggle picks or unpicks a port for the next update.
