@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,7 +168,19 @@ type ffsMode struct {
 	// status stage and the stall, which os.File would skip
 }
 
-func (m *ffsMode) read(b []byte) (int, error) {
+// read and write are one ep0 transfer each: the data or status stage of the request
+// being answered (or the stall). They are not retried on EINTR: FunctionFS dequeues the
+// stage's request when a signal interrupts its wait (__ffs_ep0_queue_wait), and a second
+// one would take only what is still to come of the data (a DNLOAD block cut short), or
+// send an IN answer from its start again after part of it went out (an UPLOAD block with
+// bytes twice). serve runs on a thread that blocks signals, so this does not happen.
+func (m *ffsMode) read(b []byte) (int, error) { return syscall.Read(m.fd, b) }
+
+func (m *ffsMode) write(b []byte) (int, error) { return syscall.Write(m.fd, b) }
+
+// readEvents reads FunctionFS events; an interrupted wait for events has taken none, so it
+// is asked again.
+func (m *ffsMode) readEvents(b []byte) (int, error) {
 	for {
 		n, err := syscall.Read(m.fd, b)
 		if err == syscall.EINTR {
@@ -177,14 +190,22 @@ func (m *ffsMode) read(b []byte) (int, error) {
 	}
 }
 
-func (m *ffsMode) write(b []byte) (int, error) {
-	for {
-		n, err := syscall.Write(m.fd, b)
-		if err == syscall.EINTR {
+// blockSignals locks the calling goroutine to its thread and blocks the asynchronous
+// signals there, so none interrupts an ep0 transfer: the Go runtime's preemption signal
+// (SIGURG, sent to a thread that has just entered a system call as well) and SIGCHLD of
+// the lab's dfu-util runs among them. The faults a Go program turns into panics stay
+// deliverable. The thread ends with the goroutine (it is never unlocked).
+func blockSignals() error {
+	runtime.LockOSThread()
+	var set unix.Sigset_t
+	for sig := 1; sig < 65; sig++ {
+		switch syscall.Signal(sig) {
+		case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS:
 			continue
 		}
-		return n, err
+		set.Val[(sig-1)/64] |= 1 << ((sig - 1) % 64)
 	}
+	return unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil)
 }
 
 // ServeDFU sets up both modes' gadgets for dev and plugs in the one dev is in.
@@ -226,6 +247,9 @@ func ServeDFU(dev *dfudev.Device, name string) (*DFUGadget, error) {
 		dg.serving.Add(1)
 		go func() {
 			defer dg.serving.Done()
+			if err := blockSignals(); err != nil {
+				dg.Log("ep0 of %s: blocking signals: %v", fname, err)
+			}
 			dg.serve(m)
 		}()
 	}
@@ -352,7 +376,7 @@ func (dg *DFUGadget) serve(m *ffsMode) {
 			}
 			continue
 		}
-		n, err := m.read(buf)
+		n, err := m.readEvents(buf)
 		if err != nil {
 			if errors.Is(err, syscall.EBADF) {
 				return
@@ -371,10 +395,17 @@ func (dg *DFUGadget) serve(m *ffsMode) {
 				dg.mu.Lock()
 				dg.altSeen = true
 				dg.mu.Unlock()
+				if dg.Trace != nil {
+					dg.Trace("event ENABLE")
+				}
 			case ffsSetup:
 				le := binary.LittleEndian
 				s := dfudev.Setup{RequestType: ev[0], Request: ev[1], Value: le.Uint16(ev[2:]), Index: le.Uint16(ev[4:]), Length: le.Uint16(ev[6:])}
 				dg.setup(m, s, data)
+			default:
+				if dg.Trace != nil {
+					dg.Trace(fmt.Sprintf("event %d", ev[8]))
+				}
 			}
 		}
 	}
@@ -389,7 +420,10 @@ func (dg *DFUGadget) setup(m *ffsMode, s dfudev.Setup, data []byte) {
 	dg.mu.Unlock()
 	if seen {
 		if alt, ok := hostAlt(); ok {
-			dg.dev.SetAlt(alt)
+			err := dg.dev.SetAlt(alt)
+			if dg.Trace != nil {
+				dg.Trace(fmt.Sprintf("alt %d from sysfs: %v", alt, err))
+			}
 		}
 	}
 	stall := func() {
@@ -420,6 +454,7 @@ func (dg *DFUGadget) setup(m *ffsMode, s dfudev.Setup, data []byte) {
 		}
 		k, err := m.read(data[:n])
 		if err != nil {
+			dg.Log("ep0: the data stage of request %d (%d bytes) failed: %v", s.Request, n, err)
 			return
 		}
 		payload = data[:k]
@@ -428,8 +463,11 @@ func (dg *DFUGadget) setup(m *ffsMode, s dfudev.Setup, data []byte) {
 	err := dg.dev.Setup(s, payload, func(reply []byte) error {
 		answered = true
 		if s.In() {
-			_, err := m.write(reply)
-			return err
+			if _, err := m.write(reply); err != nil {
+				dg.Log("ep0: the answer to request %d (%d bytes) was not sent: %v", s.Request, len(reply), err)
+				return err
+			}
+			return nil
 		}
 		if n := int(s.Length); n == 0 {
 			_, err := m.read(data[:0]) // the status stage of a request without data

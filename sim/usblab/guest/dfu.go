@@ -416,6 +416,11 @@ func zephyrScenarios() {
 		if _, err := dfuUtil("-d", "2fe3:ffff", "-a", "1", "-D", write("/tmp/zimg.bin", img)); err != nil {
 			return err
 		}
+		got := make([]byte, len(img))
+		dev.Flash().Slot(flash.Secondary).ReadAt(got, 0)
+		if i := firstDiff(got, img); i >= 0 {
+			return fmt.Errorf("after the download the twin's image_1 differs from the image at byte %d (the twin took %d blocks, %d bytes)", i, dev.Stats().DataBlocks, dev.Stats().DataBytes)
+		}
 		os.Remove("/tmp/zup.bin")
 		if _, err := dfuUtil("-d", "2fe3:ffff", "-a", "1", "-U", "/tmp/zup.bin"); err != nil {
 			return err
