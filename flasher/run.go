@@ -204,7 +204,11 @@ func (r *run) transfer(ctx context.Context, fromZero bool) error {
 	err := r.retry(ctx, StepTransfer, func(ctx context.Context) (bool, error) {
 		from := int64(0)
 		if r.caps.Resume && !fromZero {
-			off, err := r.request(ctx, func(ctx context.Context) (int64, error) { return r.d.ResumeOffset(ctx, &r.p.Image) })
+			// The resume probe may be the first chunk itself (SMP), which a device answers
+			// only after erasing: it gets the first answer's allowance, not a request's.
+			rctx, cancel := context.WithTimeout(ctx, r.firstAnswerWait())
+			off, err := r.d.ResumeOffset(rctx, &r.p.Image)
+			cancel()
 			if err != nil {
 				return false, err
 			}
@@ -277,7 +281,7 @@ var errStalled = &linkError{errors.New("no progress")}
 func (r *run) write(ctx context.Context, from int64, progress func(int64)) (int64, error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := time.AfterFunc(r.opt.StallTimeout, func() { cancel(errStalled) })
+	stall := time.AfterFunc(r.firstAnswerWait(), func() { cancel(errStalled) })
 	defer stall.Stop()
 	got, err := r.d.Write(wctx, &r.p.Image, from, func(a int64) {
 		stall.Reset(r.opt.StallTimeout)
@@ -287,6 +291,14 @@ func (r *run) write(ctx context.Context, from int64, progress func(int64)) (int6
 		err = &linkError{fmt.Errorf("the device acknowledged nothing for %s at byte %d: %w", r.opt.StallTimeout, got, err)}
 	}
 	return got, err
+}
+
+// firstAnswerWait bounds the wait for the first answer of a transfer: a device erases
+// before it answers its first chunk (stock Zephyr the pages the image covers, MCUboot
+// serial recovery its whole slot: seconds on parts with 128 KiB sectors), and the
+// driver's own timeouts allow for that; the watchdog waits three stall timeouts.
+func (r *run) firstAnswerWait() time.Duration {
+	return max(r.opt.RequestTimeout, 3*r.opt.StallTimeout)
 }
 
 // request runs one request with the per-request timeout.

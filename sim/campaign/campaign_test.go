@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/fieldflash/fieldflash/flasher"
+	"github.com/fieldflash/fieldflash/sim/flash"
 	"github.com/fieldflash/fieldflash/sim/link"
+	"github.com/fieldflash/fieldflash/sim/smpdev"
 	"github.com/fieldflash/fieldflash/verify"
 )
 
@@ -54,10 +56,31 @@ type scenario struct {
 	abandonDelay time.Duration
 	manualReplug bool
 	resetPower   bool
+	board        *campaignBoard // SMP: the device profile and flash part
+}
+
+// campaignBoards are the SMP boards a seed draws from: the simulator's original device and
+// the profiles that keep an application running (stock and tuned Zephyr, docs/devices.md),
+// each with no flash time and with a real part's. MCUboot serial recovery is not among
+// them: it overwrites the running image by design, so a cut transfer leaves a board that
+// only serial recovery brings back, which the recovery tests check, not this campaign's
+// "boots the old or the new image" invariant.
+func campaignBoards() []*campaignBoard {
+	out := []*campaignBoard{nil}
+	for _, p := range []smpdev.Profile{smpdev.ProfileZephyr, smpdev.ProfileZephyrTuned} {
+		for _, part := range []flash.Part{flash.PartNone, flash.PartNRF52840, flash.PartSTM32F4} {
+			p := p
+			out = append(out, &campaignBoard{profile: &p, part: part})
+		}
+	}
+	return out
 }
 
 func (s scenario) String() string {
 	b := fmt.Sprintf("seed %d: %s, %d-byte payload, faults %v", s.seed, s.protocol, s.payload, s.kinds)
+	if s.protocol == "smp" {
+		b = fmt.Sprintf("seed %d: smp on %v, %d-byte payload, faults %v", s.seed, s.board, s.payload, s.kinds)
+	}
 	if len(s.faults) > 0 {
 		b += " link " + strconv.Quote(link.FormatFaults(s.faults))
 	}
@@ -81,6 +104,11 @@ func draw(seed uint64, cal map[string]calibration) scenario {
 	r := rand.New(rand.NewPCG(seed, 0xf1e1df1a5))
 	s := scenario{seed: seed, protocol: protocolOf(seed), powerCut: -1, abandonAt: -1}
 	s.payload = minPayload + r.IntN(maxPayload-minPayload+1)
+	if s.protocol == "smp" {
+		// A stream of its own, so the faults a seed drew before boards existed stay.
+		boards := campaignBoards()
+		s.board = boards[rand.New(rand.NewPCG(seed, 0xb0a4d)).IntN(len(boards))]
+	}
 	c := cal[s.protocol]
 	scale := func(n int64) int64 { return max(1, n*int64(s.payload)/maxPayload) }
 	s.kinds = []string{faultKinds[r.IntN(len(faultKinds))]}
@@ -193,7 +221,7 @@ func runOne(ctx context.Context, base string, s scenario) (v verdict) {
 		return fail("writing the bundle: %v", err)
 	}
 	f, err := newField(fieldConfig{protocol: s.protocol, dir: dir, old: old, faults: s.faults, seed: s.seed,
-		manualReplug: s.manualReplug, resetLosesPower: s.resetPower})
+		manualReplug: s.manualReplug, resetLosesPower: s.resetPower, board: s.board})
 	if err != nil {
 		return fail("setting up the device: %v", err)
 	}
@@ -585,9 +613,13 @@ func TestFaultCampaign(t *testing.T) {
 	drawn := map[string]int{}
 	struck := map[string]int{}
 	perProto := map[string]int{}
+	perBoard := map[string]int{}
 	var interrupted, resumedOK, bricked, failed, cycled int
 	for v := range results {
 		perProto[v.s.protocol]++
+		if v.s.protocol == "smp" {
+			perBoard[v.s.board.String()]++
+		}
 		for _, k := range v.s.kinds {
 			drawn[k]++
 		}
@@ -625,8 +657,15 @@ func TestFaultCampaign(t *testing.T) {
 	line := fmt.Sprintf("campaign: %d runs (smp %d, ymodem %d), faults %s, interrupted=%d, resumed-ok=%d, bricked=%d, violations=%d, power-cycled-by-hand=%d, %.1fs",
 		len(seeds), perProto["smp"], perProto["ymodem"], counts(drawn), interrupted, resumedOK, bricked, failed, cycled, time.Since(start).Seconds())
 	struckLine := "campaign: struck " + counts(struck) + " (link injections, power cuts and kills that happened before the update finished)"
+	var boards []string
+	for _, b := range campaignBoards() {
+		boards = append(boards, fmt.Sprintf("%v=%d", b, perBoard[b.String()]))
+	}
+	boardLine := "campaign: smp boards " + strings.Join(boards, " ")
 	fmt.Println(line)
 	fmt.Println(struckLine)
+	fmt.Println(boardLine)
+	t.Log(boardLine)
 	if os.Getenv("FIELDFLASH_BENCH") == "1" {
 		fmt.Printf("BENCH campaign_runs %d runs\n", len(seeds))
 		fmt.Printf("BENCH campaign_interrupted %d runs\n", interrupted)

@@ -107,6 +107,41 @@ type fieldConfig struct {
 	resetLosesPower bool
 	// layout of the SMP device's flash; zero takes smpLayout.
 	layout flash.Layout
+	// board is the SMP device's firmware and flash part (nil: the simulator's original
+	// device on a part that takes no time).
+	board *campaignBoard
+}
+
+// campaignBoard is an SMP device profile on a flash part, as the campaign draws it.
+type campaignBoard struct {
+	profile *smpdev.Profile // nil: the simulator's original device
+	part    flash.Part
+}
+
+func (b *campaignBoard) String() string {
+	if b == nil {
+		return "original/none"
+	}
+	name := "original"
+	if b.profile != nil {
+		name = b.profile.Name
+	}
+	return name + "/" + b.part.Name
+}
+
+// smpOptions are the device's options on this field. The campaign's line is unpaced, so
+// the UART's receiver judges lost bytes at the rate the driver assumes for it (10 Mbaud):
+// a chunk sent while the flash stalls the CPU is lost, one sent after its answer is not.
+func (f *field) smpOptions() smpdev.Options {
+	opt := smpdev.Options{HardwareID: smpHardware}
+	if b := f.cfg.board; b != nil {
+		opt.Profile, opt.Part = b.profile, b.part
+		opt.Baud = f.cfg.baud
+		if opt.Baud == 0 {
+			opt.Baud = 10_000_000
+		}
+	}
+	return opt
 }
 
 type field struct {
@@ -157,7 +192,7 @@ func newField(cfg fieldConfig) (*field, error) {
 			fl.Close()
 			return nil, err
 		}
-		dev, err := smpdev.New(fl, smpdev.Options{HardwareID: smpHardware})
+		dev, err := smpdev.New(fl, f.smpOptions())
 		if err != nil {
 			fl.Close()
 			return nil, err
@@ -387,7 +422,7 @@ func (f *field) powerCycleSMP() error {
 		f.devMu.Unlock()
 		return err
 	}
-	dev, err := smpdev.New(fl, smpdev.Options{HardwareID: smpHardware})
+	dev, err := smpdev.New(fl, f.smpOptions())
 	if err != nil {
 		fl.Close()
 		f.devMu.Unlock()
@@ -506,6 +541,7 @@ func (f *field) planOptions() flasher.PlanOptions {
 	}
 	if f.cfg.protocol == "smp" {
 		o.Device = smpHardware + "/SN0001"
+		o.HardwareID = smpHardware // off the label: stock Zephyr does not say
 		o.ProbeTimeout, o.StallTimeout, o.RequestTimeout = 4*time.Second, 2*time.Second, 2*time.Second
 	} else {
 		o.Device = ymodemHardware + "/SN0001"

@@ -64,8 +64,7 @@ func TestBenchSMPProfiles(t *testing.T) {
 	for _, b := range boards {
 		name := "smp_" + b.profile.Name + "_" + b.part.Name
 		var rates [2][]float64
-		var chunk, bufSize int
-		var raw bool
+		var wire int64
 		for range 3 {
 			for mode, stopAndWait := range []bool{false, true} {
 				res, err := uploadOnce(t, b, baud, old, img, stopAndWait)
@@ -73,17 +72,17 @@ func TestBenchSMPProfiles(t *testing.T) {
 					t.Fatalf("%s (stop-and-wait %v): %v", name, stopAndWait, err)
 				}
 				rates[mode] = append(rates[mode], float64(len(img.image))/res.elapsed.Seconds()/1000)
-				chunk, bufSize, raw = res.chunk, res.bufSize, res.raw
+				wire = res.wire
 			}
 		}
-		ceil := profileCeiling(b, int64(len(img.image)), chunk, bufSize, raw, baud)
+		ceil := profileCeiling(b, int64(len(img.image)), wire, baud)
 		ff, sw := median(rates[0]), median(rates[1])
 		fmt.Printf("BENCH %s_fieldflash %.2f KB/s\n", name, ff)
 		fmt.Printf("BENCH %s_stop_and_wait %.2f KB/s\n", name, sw)
 		fmt.Printf("BENCH %s_ceiling %.2f KB/s\n", name, ceil)
 		fmt.Printf("BENCH %s_vs_stop_and_wait %.3f ratio\n", name, ff/sw)
 		fmt.Printf("BENCH %s_vs_ceiling %.3f ratio\n", name, ff/ceil)
-		t.Logf("%s: buffer %d, %d data bytes per chunk, raw %v; runs %.2f / %.2f KB/s", name, bufSize, chunk, raw, rates[0], rates[1])
+		t.Logf("%s: %d request bytes on the line; runs %.2f / %.2f KB/s", name, wire, rates[0], rates[1])
 	}
 }
 
@@ -94,9 +93,8 @@ func median(v []float64) float64 {
 }
 
 type uploadResult struct {
-	elapsed        time.Duration
-	chunk, bufSize int
-	raw            bool
+	elapsed time.Duration
+	wire    int64 // request bytes the upload needs on the line, at the client's chunk sizes
 }
 
 // uploadOnce puts old in both slots of a fresh board and uploads img to it once, timed
@@ -155,20 +153,47 @@ func uploadOnce(t *testing.T, b profileBoard, baud int, old, img *firmware, stop
 		return uploadResult{}, fmt.Errorf("upload: %d of %d bytes: %v", n, fw.Size, err)
 	}
 	elapsed := time.Since(start)
-	return uploadResult{elapsed: elapsed, chunk: d.ChunkSize(fw, 4096), bufSize: d.BufferSize(), raw: d.Transport() == smp.TransportRaw}, nil
+	wire, err := requestBytes(d, fw, prof.BootsToRecovery)
+	return uploadResult{elapsed: elapsed, wire: wire}, err
+}
+
+// requestBytes is what the upload requests of fw take on the line: each chunk as the
+// client cuts it (cut to 16 bytes in serial recovery), its SMP message, and the console's
+// framing unless the raw transport carries it.
+func requestBytes(d *smp.Driver, fw *flasher.Image, recovery bool) (int64, error) {
+	var total int64
+	for off := int64(0); off < fw.Size; {
+		c := int64(d.ChunkSize(fw, off))
+		if recovery && c < fw.Size-off && c > 16 {
+			c &^= 15
+		}
+		c = min(c, fw.Size-off)
+		req := smp.UploadRequest{Off: uint64(off), Data: make([]byte, c)}
+		if off == 0 {
+			n, image := uint64(fw.Size), uint32(0)
+			req.Len, req.Image, req.SHA = &n, &image, fw.SHA256[:]
+		}
+		body, err := smp.Marshal(req)
+		if err != nil {
+			return 0, err
+		}
+		msg := int64(smp.HeaderSize + len(body))
+		if d.Transport() == smp.TransportRaw {
+			total += msg
+		} else {
+			total += int64(smp.EncodedLen(int(msg), smp.Frame127))
+		}
+		off += c
+	}
+	return total, nil
 }
 
 // profileCeiling is the fastest an upload of n bytes can go on the board: every request
 // byte on the line at baud (8N1), chunks as large as the device's buffer takes, plus the
 // flash time the device spends before it answers (it receives nothing meanwhile on a part
 // whose UART loses bytes), as the profile erases.
-func profileCeiling(b profileBoard, n int64, chunk, bufSize int, raw bool, baud int) float64 {
-	chunks := (n + int64(chunk) - 1) / int64(chunk)
-	perChunk := int64(smp.EncodedLen(bufSize-4, smp.Frame127)) // the message fills the buffer less prefix and CRC
-	if raw {
-		perChunk = int64(bufSize)
-	}
-	wire := time.Duration(chunks*perChunk) * 10 * time.Second / time.Duration(baud)
+func profileCeiling(b profileBoard, n, requestBytes int64, baud int) float64 {
+	wire := time.Duration(requestBytes) * 10 * time.Second / time.Duration(baud)
 	var erase time.Duration
 	switch {
 	case b.profile.BootsToRecovery && !b.profile.RecoveryEraseProgressively:
