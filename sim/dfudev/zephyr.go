@@ -329,6 +329,21 @@ func (z *zephyr) reboot(d *Device) {
 	})
 }
 
+// RuntimeDescriptors are what the device enumerates with in its application's run-time
+// mode, whatever mode it is in now; false for a device without one (the STM32's ROM
+// bootloader). A Zephyr twin started in DFU mode comes up in run-time mode after the
+// reboot that follows a download.
+func (d *Device) RuntimeDescriptors() (Descriptors, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.impl.(*zephyr); ok {
+		z := *p
+		z.dfuMode = false
+		return d.zephyrDescriptors(&z), true
+	}
+	return Descriptors{}, false
+}
+
 // DFUModeDescriptors are what the device enumerates with in DFU mode, whatever mode it
 // is in now (a gadget transport sets both up at the start).
 func (d *Device) DFUModeDescriptors() Descriptors {

@@ -211,15 +211,13 @@ func blockSignals() error {
 // ServeDFU sets up both modes' gadgets for dev and plugs in the one dev is in.
 func ServeDFU(dev *dfudev.Device, name string) (*DFUGadget, error) {
 	dg := &DFUGadget{dev: dev, modes: map[uint8]*ffsMode{}, Log: func(string, ...any) {}}
-	cur := dev.Descriptors()
+	// The run-time gadget (where the device has that mode) and the DFU-mode one: a detach
+	// goes from the first to the second, the reboot after a download back.
 	var descs []dfudev.Descriptors
-	switch cur.Protocol {
-	case dfu.ProtocolRuntime:
-		// The run-time gadget now; the DFU-mode one after the detach.
-		descs = append(descs, cur, dfuModeOf(dev, cur))
-	default:
-		descs = append(descs, cur)
+	if rt, ok := dev.RuntimeDescriptors(); ok {
+		descs = append(descs, rt)
 	}
+	descs = append(descs, dev.DFUModeDescriptors())
 	for i, d := range descs {
 		fname := fmt.Sprintf("ffs.%s%d", name, i)
 		g, err := NewGadget(fmt.Sprintf("%s%d", name, i), d.VendorID, d.ProductID, d.BcdDevice, d.Manufacturer, d.Product, d.Serial, fname)
@@ -256,13 +254,6 @@ func ServeDFU(dev *dfudev.Device, name string) (*DFUGadget, error) {
 	dev.SetBus(dg)
 	dg.Attach()
 	return dg, nil
-}
-
-// dfuModeOf is what a run-time device enumerates with after its detach. The twin changes
-// its descriptors only when it detaches, so ask a copy of its options what they will be.
-func dfuModeOf(dev *dfudev.Device, rt dfudev.Descriptors) dfudev.Descriptors {
-	d := dev.DFUModeDescriptors()
-	return d
 }
 
 // Detach takes the device off the bus (dfudev.Bus).

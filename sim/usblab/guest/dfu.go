@@ -322,62 +322,7 @@ func dfuseScenarios() {
 		unserve(dev, g)
 	}
 
-	dev, g, err = serve(dfudev.Options{Profile: dfudev.ProfileSTM32, TimeScale: 0.2}, "0483:df11")
-	check("a cable pulled in the middle (UDC unbound) leaves a journal; the rerun resumes at the first page not yet written", func() error {
-		if err != nil {
-			return err
-		}
-		v := bundle("dfuse-pull", file, verify.TargetMeta{Format: "dfuse"})
-		j, err := flasher.OpenJournal("/tmp/journal", flasher.JournalKey{Device: "acme-dfu/325A36713137", ImageSHA256: v.Targets[0].SHA256})
-		if err != nil {
-			return err
-		}
-		go func() {
-			for dev.Stats().DataBytes < 30000 {
-				time.Sleep(2 * time.Millisecond)
-			}
-			g.Unplug()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-		var ev eventLog
-		out, err := flashUSB(ctx, stm32, v, j, ev.event)
-		cancel()
-		if out == nil {
-			return err
-		}
-		if err == nil || out.Result != flasher.ResultInterrupted {
-			return fmt.Errorf("first run with the cable out: %v %v\n%s", out.Result, err, ev.String())
-		}
-		if e := j.Load(); e == nil || e.Finished || e.Step != flasher.StepTransfer {
-			return fmt.Errorf("journal after the pull: %+v", e)
-		}
-		sent := dev.Stats().DataBytes
-		dev.EnterBootloader() // power comes back with BOOT0 held
-		g.Replug()
-		if err := waitHost("0483:df11", 10*time.Second); err != nil {
-			return err
-		}
-		ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		ev = eventLog{}
-		out, err = flashUSB(ctx, stm32, v, j, ev.event)
-		if err != nil || out.Result != flasher.ResultInstalled {
-			return fmt.Errorf("rerun: %v\n%s", err, ev.String())
-		}
-		if out.ResumedFrom < 16384 || !ev.has("resuming there") {
-			return fmt.Errorf("rerun resumed from %d, want at least 16384 (the first 16 KiB page was written whole)\n%s", out.ResumedFrom, ev.String())
-		}
-		if resent := dev.Stats().DataBytes - sent; resent > 49000-16384 {
-			return fmt.Errorf("the rerun sent %d bytes, more than the %d after the first page", resent, 49000-16384)
-		}
-		if err := memEqual(dev, 0x08000000, els[0]); err != nil {
-			return err
-		}
-		return memEqual(dev, 0x08010000, els[1])
-	})
-	if err == nil {
-		unserve(dev, g)
-	}
+	// The cable pulled in the middle and the resume: with the fieldflash binary (cli.go).
 }
 
 func dfuseFile() ([]byte, [][]byte) {
@@ -433,32 +378,7 @@ func zephyrScenarios() {
 	})
 	unserve(dev, g)
 
-	dev, g, err = serve(dfudev.Options{Profile: dfudev.ProfileZephyr, Upload: true, Reboot: true, Permanent: true, Initial: mcubootImage(9000, "1.0.0"), TimeScale: 0.2}, "2fe3:0100")
-	check("fieldflash detaches a run-time device, downloads, and the device reboots into the new image", func() error {
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		var ev eventLog
-		out, err := flashUSB(ctx, dfu.Match{VendorID: 0x2fe3, ProductID: 0x0100}, bundle("zephyr", img, verify.TargetMeta{Format: "mcuboot", Protocol: verify.ProtocolHints{DFUAlt: ptrInt(1)}}), nil, ev.event)
-		if err != nil || out.Result != flasher.ResultInstalled {
-			return fmt.Errorf("%v\n%s", err, ev.String())
-		}
-		if st := dev.Stats(); st.Detaches != 1 {
-			return fmt.Errorf("the twin saw %+v", st)
-		}
-		if info := dev.Flash().Image(flash.Primary); !info.Valid || info.VersionString() != "2.0.0" {
-			return fmt.Errorf("the device runs %+v after the reboot", info)
-		}
-		if !ev.has("relying on the device's own check") {
-			return fmt.Errorf("no word on the check:\n%s", ev.String())
-		}
-		return nil
-	})
-	if err == nil {
-		unserve(dev, g)
-	}
+	// fieldflash detaching the run-time device itself: with the fieldflash binary (cli.go).
 
 	dev, g, err = serve(dfudev.Options{Profile: dfudev.ProfileZephyr, Upload: true, StartInDFU: true, StallBlock: 4, TimeScale: 0.2}, "2fe3:ffff")
 	check("fieldflash clears a stalled block with CLRSTATUS and starts the plain DFU download again", func() error {
