@@ -212,6 +212,9 @@ func DescribeIdentity(id *flasher.Identity, port string) string {
 		hw = "(hardware id not reported)"
 	}
 	s := fmt.Sprintf("%s on %s: %s", hw, port, ProtocolName(id.Protocol))
+	if id.Transport == "raw" {
+		s += " on the raw UART transport"
+	}
 	if id.Mode != "" && id.Protocol != "ymodem" { // a YMODEM device always answers from its bootloader
 		s += ", " + id.Mode
 	}

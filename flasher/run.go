@@ -700,9 +700,68 @@ func (r *run) revert(ctx context.Context, fail *probeFailure) error {
 		r.out.Result = ResultNotConfirmed
 		return &Error{Code: CodeProbe, Thing: thing, Reason: fail.reason + "; sending it back failed: " + err.Error(), Next: unconfirmedHint(r.p.Protocol, r.opt.Port), Err: err}
 	}
+	if r.caps.Reset && r.caps.Test {
+		// Seen, not assumed: the bootloader swaps the previous image back at the reset.
+		st, err := r.awaitPrevious(ctx)
+		if err != nil {
+			r.out.Result = ResultNotConfirmed
+			return &Error{Code: CodeProbe, Thing: thing, Reason: fail.reason + "; the device was reset to go back, but " + err.Error(), Next: unconfirmedHint(r.p.Protocol, r.opt.Port), Err: err}
+		}
+		r.out.Running = st.version
+		r.stepDone(StepRevert, "the device runs its previous image "+orUnknown(st.version)+" again")
+		r.out.Result = ResultReverted
+		return &Error{Code: CodeProbe, Thing: thing, Reason: fail.reason + "; the device went back to its previous image " + orUnknown(st.version) + " and the new one was not confirmed", Next: "report the release to the release team with the device's log"}
+	}
 	r.stepDone(StepRevert, "the device was sent back to its previous image")
 	r.out.Result = ResultReverted
 	return &Error{Code: CodeProbe, Thing: thing, Reason: fail.reason + "; the device was sent back to its previous image and the new one was not confirmed", Next: "report the release to the release team with the device's log"}
+}
+
+// awaitPrevious waits, up to ProbeTimeout, for the device to come back after the revert's
+// reset and report an image other than the new one running: a device still on the new
+// image has not rebooted yet (an application stops a moment after it answers the reset).
+func (r *run) awaitPrevious(ctx context.Context) (imageState, error) {
+	pctx, cancel := context.WithTimeout(ctx, r.opt.ProbeTimeout)
+	defer cancel()
+	b := &backoff.ExponentialBackOff{InitialInterval: r.opt.Retry.Initial, RandomizationFactor: backoff.DefaultRandomizationFactor, Multiplier: 1.5, MaxInterval: 2 * time.Second}
+	b.Reset()
+	last := "it did not answer"
+	for {
+		var err error
+		if r.relink {
+			err = r.reconnect(pctx)
+		}
+		if err == nil {
+			rctx, rcancel := context.WithTimeout(pctx, r.opt.RequestTimeout)
+			var id *Identity
+			id, err = r.d.Identify(rctx)
+			rcancel()
+			if err == nil && id != nil {
+				st := r.p.state(id)
+				switch {
+				case st.known && !st.running && !st.pending && id.Mode != ModeRecovery:
+					return st, nil
+				case !st.known:
+					return st, nil // it cannot say which image runs: that it answers is all
+				case st.running:
+					last = "it still runs the new image " + r.p.Image.Version + " unconfirmed"
+				}
+			}
+		}
+		if err != nil && IsTransient(err) {
+			r.relink = r.opt.Reconnect != nil
+		}
+		t := time.NewTimer(b.NextBackOff())
+		select {
+		case <-t.C:
+		case <-pctx.Done():
+			t.Stop()
+			if ctx.Err() != nil {
+				return imageState{}, r.cancelled(ctx, StepRevert)
+			}
+			return imageState{}, fmt.Errorf("%s %s later", last, r.opt.ProbeTimeout)
+		}
+	}
 }
 
 func (r *run) resetQuietly(ctx context.Context) error {

@@ -972,10 +972,11 @@ func (d *Driver) Confirm(ctx context.Context, img *flasher.Image) error {
 	return d.request(ctx, OpWrite, GroupImage, ImageState, ImageStateWrite{Confirm: true}, &st)
 }
 
-// Revert goes back to the previous image, as far as MCUboot and the device's MCUmgr allow:
-//   - a trial boot running (the running image not confirmed): reset without confirming,
-//     and the bootloader swaps the previous image back (the one way stock Zephyr has:
-//     its img_mgmt refuses to confirm anything but the running image, or to erase a
+// Revert prepares the way back to the previous image, as far as MCUboot and the device's
+// MCUmgr allow; the reset that takes it there is the engine's (Reset):
+//   - a trial boot running (the running image not confirmed): nothing to do, the
+//     bootloader swaps the previous image back at the reset (the one way stock Zephyr
+//     has: its img_mgmt refuses to confirm anything but the running image, or to erase a
 //     slot a revert needs);
 //   - a test requested but not booted yet: erase the secondary slot, which cancels it.
 //     Stock Zephyr refuses that (no free slot, without
@@ -992,7 +993,7 @@ func (d *Driver) Revert(ctx context.Context) error {
 	}
 	for _, s := range st.Images {
 		if s.Image == d.opt.Image && s.Slot == 0 && s.Active && !s.Confirmed {
-			return d.request(ctx, OpWrite, GroupOS, OSReset, ResetRequest{}, nil)
+			return nil
 		}
 	}
 	for _, s := range st.Images {

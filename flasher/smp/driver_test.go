@@ -113,9 +113,10 @@ func TestFlashTestConfirmAndRevertOverSerial(t *testing.T) {
 			}
 			d.Reset(ctx)
 			b.waitReset(t)
-			if err := d.Revert(ctx); err != nil {
+			if err := d.Revert(ctx); err != nil { // nothing to prepare: the reset goes back
 				t.Fatal(err)
 			}
+			d.Reset(ctx)
 			if r := b.waitReset(t); r.Swap != flash.SwapRevert {
 				t.Fatalf("revert boot: %+v", r)
 			}
