@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,8 +62,12 @@ func TestBenchSMPProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	only := os.Getenv("FIELDFLASH_BENCH_BOARDS") // e.g. "zephyr_nrf52840,mcuboot_stm32f4"
 	for _, b := range boards {
 		name := "smp_" + b.profile.Name + "_" + b.part.Name
+		if only != "" && !slices.Contains(strings.Split(only, ","), b.profile.Name+"_"+b.part.Name) {
+			continue
+		}
 		var rates [2][]float64
 		var wire int64
 		for range 3 {
