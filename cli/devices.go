@@ -27,9 +27,10 @@ attributes, transfer size, and each alternate setting with its name and, for Dfu
 memory layout. USB needs the full build (cgo and libusb); --watch polls the USB bus every
 second and prints the list when it changes.
 
-With --probe each port is asked, gently, which protocol answers: an SMP echo and
-mcumgr params (a Zephyr application or MCUboot serial recovery), then a newline for a
-YMODEM bootloader's banner. Nothing is written to flash and nothing is reset, but a device
+With --probe each port is asked, gently, which protocol answers: SMP requests that only
+read (mcumgr params, os info, image state: any SMP answer, even a refusal, counts), in
+console frames and then as bare packets for Zephyr's raw UART transport (a Zephyr
+application or MCUboot serial recovery), then a newline for a YMODEM bootloader's banner. Nothing is written to flash and nothing is reset, but a device
 that is not a fieldflash target sees a few bytes; leave --probe off for unknown hardware.
 
 Exit codes: 0 listed (also when there is nothing), 2 usage, 3 the ports could not be listed.`
