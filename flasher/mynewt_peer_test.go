@@ -4,8 +4,11 @@ package flasher_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,4 +189,54 @@ func checkRunning(t *testing.T, dev *mynewtDevice, version string, confirmed boo
 		}
 	}
 	t.Fatalf("no active slot 0: %+v", id.Slots)
+}
+
+// TestBenchMynewtPeer uploads smp_native-2.0.0.img to the Mynewt peer twice from a fresh
+// flash, with the driver as it ships and in its stop-and-wait mode (as mcumgr's Go
+// command line sends), and prints both rates and their ratio. Run with FIELDFLASH_BENCH=1
+// (make bench).
+func TestBenchMynewtPeer(t *testing.T) {
+	if os.Getenv("FIELDFLASH_BENCH") != "1" {
+		t.Skip("a benchmark: set FIELDFLASH_BENCH=1 (make bench) to run it")
+	}
+	b, err := os.ReadFile(mynewtPeer + "/smp_native-2.0.0.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rates [2]float64
+	for i, stopAndWait := range []bool{false, true} {
+		dev := startMynewt(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		var p serial.Port
+		for range 50 {
+			if p, err = serial.Open(dev.port, &serial.Mode{BaudRate: 115200}); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.SetReadTimeout(20 * time.Millisecond)
+		d := smp.New(p, smp.Options{StopAndWait: stopAndWait})
+		if _, err := d.Identify(ctx); err != nil {
+			t.Fatal(err)
+		}
+		img := &flasher.Image{Name: "smp_native-2.0.0.img", Size: int64(len(b)), SHA256: sha256.Sum256(b), Data: bytes.NewReader(b)}
+		start := time.Now()
+		from, err := d.ResumeOffset(ctx, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := d.Write(ctx, img, from, nil); err != nil || n != img.Size {
+			t.Fatalf("upload: %d of %d, %v", n, img.Size, err)
+		}
+		rates[i] = float64(img.Size) / time.Since(start).Seconds() / 1000
+		t.Logf("stop-and-wait %v: buffer %d bytes, %.2f KB/s", stopAndWait, d.BufferSize(), rates[i])
+		d.Close()
+		cancel()
+	}
+	fmt.Printf("BENCH smp_mynewt_peer_fieldflash %.2f KB/s\n", rates[0])
+	fmt.Printf("BENCH smp_mynewt_peer_stop_and_wait %.2f KB/s\n", rates[1])
+	fmt.Printf("BENCH smp_mynewt_peer_vs_stop_and_wait %.3f ratio\n", rates[0]/rates[1])
 }
