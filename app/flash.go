@@ -216,6 +216,9 @@ func runFlash(ctx context.Context, req FlashRequest, events func(Event)) *FlashR
 	if req.USB != "" {
 		return runFlashUSB(ctx, req, emit, fail, res)
 	}
+	// The SMP transport the device answered on (console or raw UART), once known: a
+	// reconnect after the reset need not find it again.
+	transport := ""
 	if req.Protocol == "" {
 		pr, err := ProbePort(ctx, req.Port, req.Baud, nil)
 		if err != nil {
@@ -227,8 +230,11 @@ func runFlash(ctx context.Context, req FlashRequest, events func(Event)) *FlashR
 		}
 		req.Protocol = pr.Protocol
 		res.Protocol = req.Protocol
+		if pr.Identity != nil {
+			transport = pr.Identity.Transport
+		}
 	}
-	d, err := openDriver(req.Port, req.Baud, req.Protocol)
+	d, err := openDriver(req.Port, req.Baud, req.Protocol, transport)
 	if err != nil {
 		return fail(StatusEnvironment, err)
 	}
@@ -245,6 +251,7 @@ func runFlash(ctx context.Context, req FlashRequest, events func(Event)) *FlashR
 			Reason: fmt.Sprintf("does not answer as a %s device: %v", ProtocolName(req.Protocol), err), Next: SilentHint(req.Protocol, req.Port), Err: err})
 	}
 	emit(Event{Event: flasher.Event{Kind: KindIdentified}, Identity: id})
+	transport = id.Transport
 	res.Before = id
 
 	devID := deviceID(id, req.Hardware, req.Port)
@@ -266,7 +273,7 @@ func runFlash(ctx context.Context, req FlashRequest, events func(Event)) *FlashR
 	plan, err := flasher.NewPlan(req.Bundle, req.Target, id, flasher.PlanOptions{
 		Protocol: req.Protocol, HardwareID: req.Hardware, Device: devID, Port: req.Port, Retry: req.Retry,
 		Reconnect: func(ctx context.Context) (flasher.Driver, error) {
-			d, err := openDriver(req.Port, req.Baud, req.Protocol)
+			d, err := openDriver(req.Port, req.Baud, req.Protocol, transport)
 			if err != nil {
 				return nil, err
 			}
@@ -341,7 +348,7 @@ func (w *watchedDriver) ResumeOffset(ctx context.Context, img *flasher.Image) (i
 
 // openDriver opens the port and starts the protocol's driver on it. The driver owns the
 // port: closing the driver closes it.
-func openDriver(path string, baud int, protocol string) (flasher.Driver, error) {
+func openDriver(path string, baud int, protocol, transport string) (flasher.Driver, error) {
 	p, err := serial.Open(path, baud)
 	if err != nil {
 		return nil, err
@@ -352,7 +359,7 @@ func openDriver(path string, baud int, protocol string) (flasher.Driver, error) 
 	}
 	switch protocol {
 	case "smp":
-		return smp.New(p, smp.Options{Baud: baud}), nil
+		return smp.New(p, smp.Options{Baud: baud, Transport: transport}), nil
 	case "ymodem":
 		return &ymodemDriver{Driver: ymodem.New(p, ymodem.Options{}), port: p}, nil
 	}
