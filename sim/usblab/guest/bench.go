@@ -53,25 +53,32 @@ func dfuUtilDownload(args ...string) (time.Duration, error) {
 }
 
 // benchPair downloads the same image with dfu-util and fieldflash, alternating, runs
-// times each, and prints the medians and their ratio.
-func benchPair(name string, size int, runs int, util func() (time.Duration, error), ff func() (time.Duration, error)) error {
+// times each, and prints the medians, their ratio, and how many requests the twin
+// answered for each tool's last run.
+func benchPair(name string, size int, runs int, dev *dfudev.Device, util func() (time.Duration, error), ff func() (time.Duration, error)) error {
 	var u, f []time.Duration
+	var ru, rf int
 	for range runs {
+		before := dev.Stats().Requests
 		du, err := util()
 		if err != nil {
 			return err
 		}
+		mid := dev.Stats().Requests
 		df, err := ff()
 		if err != nil {
 			return err
 		}
 		u, f = append(u, du), append(f, df)
+		ru, rf = mid-before, dev.Stats().Requests-mid
 	}
 	mu, mf := median(u), median(f)
 	rate := func(d time.Duration) float64 { return float64(size) / 1024 / d.Seconds() }
 	fmt.Printf("BENCH usb_%s_dfuutil_%dk %.1f KiB/s\n", name, size/1024, rate(mu))
 	fmt.Printf("BENCH usb_%s_fieldflash_%dk %.1f KiB/s\n", name, size/1024, rate(mf))
 	fmt.Printf("BENCH usb_%s_fieldflash_vs_dfuutil %.2f ratio\n", name, mu.Seconds()/mf.Seconds())
+	fmt.Printf("BENCH usb_%s_dfuutil_requests_%dk %d requests\n", name, size/1024, ru)
+	fmt.Printf("BENCH usb_%s_fieldflash_requests_%dk %d requests\n", name, size/1024, rf)
 	return nil
 }
 
@@ -89,7 +96,7 @@ func benchScenarios() {
 		if err != nil {
 			return err
 		}
-		return benchPair("dfu", size, 3,
+		return benchPair("dfu", size, 3, dev,
 			func() (time.Duration, error) {
 				return dfuUtilDownload("-d", "2fe3:ffff", "-a", "1", "-D", "/tmp/bench.bin")
 			},
@@ -107,7 +114,7 @@ func benchScenarios() {
 			return err
 		}
 		addr := uint64(0x08000000)
-		return benchPair("dfuse", size, 3,
+		return benchPair("dfuse", size, 3, dev,
 			func() (time.Duration, error) {
 				return dfuUtilDownload("-d", "0483:df11", "-a", "0", "-s", "0x08000000", "-D", "/tmp/bench.bin")
 			},
