@@ -327,23 +327,42 @@ func (dg *DFUGadget) stopping() bool {
 	return dg.closing
 }
 
-// hostAlt reads the alternate setting the host selected from its sysfs.
-func hostAlt() (int, bool) {
-	files, _ := filepath.Glob("/sys/bus/usb/devices/*-*:1.0/bAlternateSetting")
-	for _, f := range files {
-		if strings.Contains(f, "-0:") {
-			continue // a root hub
+// hostAlt reads the alternate setting the host selected, from its sysfs: bAlternateSetting
+// of the first interface of the device with ids vid:pid (the gadget bound now; a root hub
+// never has them). The host updates it when its SET_INTERFACE is done, before the process
+// that sent it asks anything else, so it is read at the first request after the ENABLE.
+func hostAlt(vid, pid uint16) (int, bool) {
+	devs, _ := filepath.Glob("/sys/bus/usb/devices/*-*")
+	for _, d := range devs {
+		if strings.Contains(filepath.Base(d), ":") {
+			continue // an interface
 		}
-		b, err := os.ReadFile(f)
-		if err != nil {
+		var v, p uint16
+		if !readHex(d+"/idVendor", &v) || !readHex(d+"/idProduct", &p) || v != vid || p != pid {
 			continue
 		}
-		var n int
-		if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &n); err == nil {
-			return n, true
+		files, _ := filepath.Glob(d + "/" + filepath.Base(d) + ":*.0/bAlternateSetting")
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			var n int
+			if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &n); err == nil {
+				return n, true
+			}
 		}
 	}
 	return 0, false
+}
+
+func readHex(path string, v *uint16) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	_, err = fmt.Sscanf(strings.TrimSpace(string(b)), "%x", v)
+	return err == nil
 }
 
 func (dg *DFUGadget) serve(m *ffsMode) {
@@ -410,7 +429,8 @@ func (dg *DFUGadget) setup(m *ffsMode, s dfudev.Setup, data []byte) {
 	dg.altSeen = false
 	dg.mu.Unlock()
 	if seen {
-		if alt, ok := hostAlt(); ok {
+		desc := dg.dev.Descriptors()
+		if alt, ok := hostAlt(desc.VendorID, desc.ProductID); ok {
 			err := dg.dev.SetAlt(alt)
 			if dg.Trace != nil {
 				dg.Trace(fmt.Sprintf("alt %d from sysfs: %v", alt, err))

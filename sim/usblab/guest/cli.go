@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fieldflash/fieldflash/flasher/dfu"
 	"github.com/fieldflash/fieldflash/internal/testvendor"
 	"github.com/fieldflash/fieldflash/sim/dfudev"
 	"github.com/fieldflash/fieldflash/sim/flash"
@@ -189,6 +190,27 @@ func cliScenarios() {
 	}
 
 	dev, g, err = serve(zephyrRebootOpts(), "2fe3:0100")
+	check("fieldflash devices --json lists the Zephyr twin in run-time mode: ids, serial, DFU 1.1, will-detach, detach timeout, transfer size", func() error {
+		if err != nil {
+			return err
+		}
+		r := ff(context.Background(), "devices", "--json")
+		var doc struct {
+			USB []struct {
+				Info dfu.DeviceInfo `json:"info"`
+			} `json:"usb_dfu"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 || len(doc.USB) != 1 {
+			return fmt.Errorf("fieldflash devices --json (%v): %s", err, r)
+		}
+		i := doc.USB[0].Info
+		f := i.Functional
+		if i.VendorID != 0x2fe3 || i.ProductID != 0x0100 || !i.Runtime() || i.Serial != "0123456789ABCDEF" || f.Attributes&dfu.AttrWillDetach == 0 ||
+			f.DetachTimeout != 100*time.Millisecond || f.TransferSize != 1024 || f.Version != dfu.Version11 {
+			return fmt.Errorf("fieldflash devices --json: %s", r)
+		}
+		return nil
+	})
 	check("fieldflash flash BUNDLE --usb 2fe3:0100 detaches the Zephyr run-time twin, downloads, and the twin reboots into the new image: exit 0", func() error {
 		if err != nil {
 			return err
@@ -262,9 +284,10 @@ func cablePull(v *testvendor.Vendor, dev *dfudev.Device, g *usblab.DFUGadget) er
 	if err := waitHost("0483:df11", 10*time.Second); err != nil {
 		return err
 	}
-	r := ff(context.Background(), "flash", v.Bundle, "--usb", "0483:df11", "--json")
+	// The rerun picks the device by the bundle (the DFU file's suffix names 0483:df11).
+	r := ff(context.Background(), "flash", v.Bundle, "--usb", "auto", "--json")
 	if r.code != 0 || field(r.doc, "outcome", "result") != "installed" {
-		return fmt.Errorf("the rerun: %s", r)
+		return fmt.Errorf("the rerun with --usb auto: %s", r)
 	}
 	from, _ := field(r.doc, "outcome", "resumed_from").(float64)
 	if from < 16384 {
