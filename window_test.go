@@ -69,7 +69,10 @@ func startX(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1366x768x24", "-nolisten", "tcp", "+extension", "GLX")
+	// -noreset: without it the server resets when its last client leaves, and a window
+	// opened in that moment finds no display (GLFW: PlatformUnavailable), as a test that
+	// restarts the app on the same server does.
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1366x768x24", "-nolisten", "tcp", "-noreset", "+extension", "GLX")
 	cmd.ExtraFiles = []*os.File{w}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

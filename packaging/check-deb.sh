@@ -67,7 +67,7 @@ if grep -q "^gui .*linux-$arch" "$dist/BUILDINFO"; then
   if command -v Xvfb >/dev/null 2>&1 && command -v xdotool >/dev/null 2>&1; then
     check "the installed fieldflash opens its window on an X server (Xvfb)" bash -c '
       exec 3> >(cat >"$1/display")
-      Xvfb -displayfd 3 -screen 0 1366x768x24 -nolisten tcp +extension GLX 2>/dev/null & x=$!
+      Xvfb -displayfd 3 -screen 0 1366x768x24 -nolisten tcp -noreset +extension GLX 2>/dev/null & x=$!
       for i in $(seq 100); do [ -s "$1/display" ] && break; sleep 0.1; done
       export DISPLAY=:$(cat "$1/display") FIELDFLASH_HOME=$(mktemp -d) XDG_RUNTIME_DIR=$(mktemp -d)
       /usr/bin/fieldflash >"$1/gui.log" 2>&1 & f=$!
