@@ -145,7 +145,7 @@ func cliScenarios() {
 	// does not speak USB, and the engine waits its 10 s (DepartWait) before it counts the
 	// device as running the new image.
 	dev, g, err := serve(dfuseOpts(0), "0483:df11")
-	check("the cable pulled mid-transfer under fieldflash flash BUNDLE --usb 0483:df11 (UDC unbound): it retries, Ctrl-C exits 5 with the journal kept; the rerun resumes at the first page not yet written, reads back, leaves, exits 0", func() error {
+	check("the cable pulled mid-transfer under fieldflash flash BUNDLE --usb 0483:df11 (UDC unbound): it retries, Ctrl-C exits 5 with the journal kept, a run with the cable out exits 4; the rerun resumes at the first page not yet written, reads back, leaves, exits 0", func() error {
 		if err != nil {
 			return err
 		}
@@ -278,6 +278,14 @@ func cablePull(v *testvendor.Vendor, dev *dfudev.Device, g *usblab.DFUGadget) er
 	if j, _ := os.ReadDir(journal); len(j) == 0 {
 		return fmt.Errorf("no journal under %s after the interrupted run", journal)
 	}
+	// Run again with the cable still out: nothing on the bus is exit 4, with what to check.
+	r := ff(context.Background(), "flash", v.Bundle, "--usb", "0483:df11", "--json")
+	if r.code != 4 || r.doc["code"] != "device-lost" || !strings.Contains(fmt.Sprint(r.doc["next"]), "fieldflash recover --usb 0483:df11") {
+		return fmt.Errorf("a run with the cable out: %s", r)
+	}
+	if j, _ := os.ReadDir(journal); len(j) == 0 {
+		return fmt.Errorf("the journal under %s is gone after a run that found no device", journal)
+	}
 	sent := dev.Stats().DataBytes
 	dev.EnterBootloader() // power comes back with BOOT0 held
 	g.Replug()
@@ -285,7 +293,7 @@ func cablePull(v *testvendor.Vendor, dev *dfudev.Device, g *usblab.DFUGadget) er
 		return err
 	}
 	// The rerun picks the device by the bundle (the DFU file's suffix names 0483:df11).
-	r := ff(context.Background(), "flash", v.Bundle, "--usb", "auto", "--json")
+	r = ff(context.Background(), "flash", v.Bundle, "--usb", "auto", "--json")
 	if r.code != 0 || field(r.doc, "outcome", "result") != "installed" {
 		return fmt.Errorf("the rerun with --usb auto: %s", r)
 	}
