@@ -156,7 +156,8 @@ for p in $PLATFORMS; do
     gobuild "$os" "$arch" 0 "$out/fieldflash-$VERSION-$os-$arch$(exe "$os")" .
   fi
   step "fieldflash-release for $os/$arch"
-  gobuild "$os" "$arch" 0 "$out/fieldflash-release-$VERSION-$os-$arch$(exe "$os")" ./cmd/fieldflash-release
+  ldflags="$ldflags_words -X=main.version=$VERSION -X=main.commit=$COMMIT -X=main.buildDate=$BUILD_DATE" \
+    gobuild "$os" "$arch" 0 "$out/fieldflash-release-$VERSION-$os-$arch$(exe "$os")" ./cmd/fieldflash-release
 done
 
 # deb ARCH BINARY: the Debian package. Files are staged with fixed modes and times and

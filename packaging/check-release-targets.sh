@@ -20,6 +20,9 @@ export FIELDFLASH_REPO=$scratch/vendor FIELDFLASH_PASSPHRASE="test-only passphra
 keys=$scratch/keys
 mkdir -p "$keys"
 echo "check-release-targets: fieldflash $VERSION into a throwaway vendor repository"
+"$rel" --version >"$scratch/relversion" 2>&1 || true
+check "fieldflash-release --version names $VERSION and commit $COMMIT" \
+  bash -c 'grep -qx "fieldflash-release $2" "$1" && grep -q "commit  $3" "$1"' _ "$scratch/relversion" "$VERSION" "$COMMIT"
 for k in root targets snapshot timestamp; do
   "$rel" keygen --type ed25519 --out "$keys/$k" >/dev/null
 done

@@ -5,6 +5,8 @@
 package main
 
 import (
+	"encoding/json"
+	"github.com/fieldflash/fieldflash/internal/buildinfo"
 	"github.com/fieldflash/fieldflash/verify/untrusted"
 
 	"errors"
@@ -59,7 +61,35 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// version, commit and buildDate are stamped by a release build (packaging/build.sh:
+// -ldflags "-X main.version=... -X main.commit=... -X main.buildDate=..."); an unstamped
+// build reports what the Go toolchain recorded.
+var version, commit, buildDate string
+
+func printVersion(w io.Writer, args []string) int {
+	b := buildinfo.Resolve(version, commit, buildDate)
+	for _, a := range args {
+		switch a {
+		case "--json", "-json":
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			if enc.Encode(b) != nil {
+				return exitError
+			}
+			return exitOK
+		default:
+			fmt.Fprintf(w, "fieldflash-release version: unknown flag %q (it takes --json)\n", a)
+			return exitUsage
+		}
+	}
+	fmt.Fprintf(w, "fieldflash-release %s\n  commit  %s\n  built   %s\n  go      %s %s\n", b.Version, b.Commit, b.BuildDate, b.Go, b.Platform)
+	return exitOK
+}
+
 func run(args []string, out, errOut io.Writer) int {
+	if len(args) > 0 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		return printVersion(out, args[1:])
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		mainUsage(out)
 		if len(args) == 0 {
@@ -104,7 +134,7 @@ commands:
 	}
 	fmt.Fprint(w, `
 Every command takes --repo DIR (default $FIELDFLASH_REPO, else the current directory) and
---help. Passphrases come from $FIELDFLASH_PASSPHRASE or a terminal prompt.
+--help. "fieldflash-release version [--json]" (or --version) says which build this is. Passphrases come from $FIELDFLASH_PASSPHRASE or a terminal prompt.
 Exit codes: 0 ok, 1 error, 2 usage. Reference: docs/release-tool.md.
 `)
 }

@@ -545,3 +545,28 @@ func TestInspectShowsHostileTextEscaped(t *testing.T) {
 		}
 	}
 }
+
+// A release build of the release tool is stamped as fieldflash is (packaging/build.sh), so
+// a release engineer can say which build signed a repository.
+func TestVersionNamesTheStampedBuild(t *testing.T) {
+	defer func(v, c, d string) { version, commit, buildDate = v, c, d }(version, commit, buildDate)
+	version, commit, buildDate = "1.4.0", "3e262fd7d7624301bc8be802fe94d8ae2756285e", "2026-12-01T23:18:27Z"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != exitOK {
+			t.Fatalf("%v: exit %d, %s", args, code, errb.String())
+		}
+		for _, want := range []string{"fieldflash-release 1.4.0\n", "commit  3e262fd7d7624301bc8be802fe94d8ae2756285e", "built   2026-12-01T23:18:27Z"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%v: no %q in\n%s", args, want, out.String())
+			}
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"version", "--json"}, &out, &out); code != exitOK || !strings.Contains(out.String(), `"version": "1.4.0"`) {
+		t.Fatalf("version --json: exit %d: %s", code, out.String())
+	}
+	if code := run([]string{"version", "--bogus"}, &out, &out); code != exitUsage {
+		t.Fatalf("version --bogus: exit %d, want %d", code, exitUsage)
+	}
+}
