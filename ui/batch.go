@@ -247,6 +247,9 @@ func (j *Job) start() {
 	req.DepartWait = s.opt.DepartWait
 	go j.sample(ctx)
 	s.goWork(func() {
+		// A probe that started before the press still has the port open: two programs
+		// on one serial line take each other's answers, so the update waits for it.
+		s.waitProbe(ctx, j.Port)
 		var res *app.FlashResult
 		if j.rec != nil {
 			req.Hardware = j.hardware

@@ -365,9 +365,11 @@ func (s *State) Probe(port string) {
 		if err != nil {
 			pr = &app.Probe{Error: err.Error()}
 		}
+		s.mu.Lock()
+		delete(s.inFlight, port) // the port is closed again: an update may open it
+		s.mu.Unlock()
 		s.do(func() {
 			s.mu.Lock()
-			delete(s.inFlight, port)
 			if s.Row(port) != nil {
 				s.probed[port] = pr
 			}
@@ -376,6 +378,23 @@ func (s *State) Probe(port string) {
 			s.refit()
 		})
 	})
+}
+
+// waitProbe waits until no probe has port open (or ctx ends).
+func (s *State) waitProbe(ctx context.Context, port string) {
+	for {
+		s.mu.Lock()
+		busy := s.inFlight[port]
+		s.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // probeUSB asks a USB DFU device which state it is in (GETSTATE, and GETSTATUS where it
