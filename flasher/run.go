@@ -536,8 +536,7 @@ func (r *run) probe(ctx context.Context) (*Identity, *probeFailure, error) {
 	r.stepStart(StepProbe, "waiting for the device to come back with the new image")
 	pctx, cancel := context.WithTimeout(ctx, r.opt.ProbeTimeout)
 	defer cancel()
-	b := &backoff.ExponentialBackOff{InitialInterval: r.opt.Retry.Initial, RandomizationFactor: backoff.DefaultRandomizationFactor, Multiplier: 1.5, MaxInterval: 2 * time.Second}
-	b.Reset()
+	b := r.pollBackoff()
 	fail := &probeFailure{code: CodeProbe, reason: fmt.Sprintf("did not answer within %s after the reset", r.opt.ProbeTimeout)}
 	hinted := false
 	started := r.now()
@@ -605,16 +604,31 @@ func (r *run) probe(ctx context.Context) (*Identity, *probeFailure, error) {
 			hinted = true
 			r.emit(Event{Step: StepProbe, Kind: KindHint, Message: "The device has not come back yet. Leave it powered and connected; " + RecoveryHint(r.p.Protocol, r.opt.Port)})
 		}
-		t := time.NewTimer(b.NextBackOff())
-		select {
-		case <-t.C:
-		case <-pctx.Done():
-			t.Stop()
+		if !sleepCtx(pctx, b.NextBackOff()) {
 			if ctx.Err() != nil {
 				return nil, nil, r.cancelled(ctx, StepProbe)
 			}
 			return nil, fail, nil
 		}
+	}
+}
+
+// pollBackoff paces the asks while a device comes back after a reset.
+func (r *run) pollBackoff() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{InitialInterval: r.opt.Retry.Initial, RandomizationFactor: backoff.DefaultRandomizationFactor, Multiplier: 1.5, MaxInterval: 2 * time.Second}
+	b.Reset()
+	return b
+}
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -723,8 +737,7 @@ func (r *run) revert(ctx context.Context, fail *probeFailure) error {
 func (r *run) awaitPrevious(ctx context.Context) (imageState, error) {
 	pctx, cancel := context.WithTimeout(ctx, r.opt.ProbeTimeout)
 	defer cancel()
-	b := &backoff.ExponentialBackOff{InitialInterval: r.opt.Retry.Initial, RandomizationFactor: backoff.DefaultRandomizationFactor, Multiplier: 1.5, MaxInterval: 2 * time.Second}
-	b.Reset()
+	b := r.pollBackoff()
 	last := "it did not answer"
 	for {
 		var err error
@@ -751,11 +764,7 @@ func (r *run) awaitPrevious(ctx context.Context) (imageState, error) {
 		if err != nil && IsTransient(err) {
 			r.relink = r.opt.Reconnect != nil
 		}
-		t := time.NewTimer(b.NextBackOff())
-		select {
-		case <-t.C:
-		case <-pctx.Done():
-			t.Stop()
+		if !sleepCtx(pctx, b.NextBackOff()) {
 			if ctx.Err() != nil {
 				return imageState{}, r.cancelled(ctx, StepRevert)
 			}
